@@ -1,0 +1,1 @@
+"""The outermost ring: the `amber` CLI, workers and the HTTP API (composition root)."""

@@ -1,0 +1,36 @@
+"""Canonical JSON: sorted keys, UTF-8, no whitespace, no NaN.
+
+The hash chain and every state hash are computed over these bytes, so the
+format never changes without a new hash-recipe version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from engine.errors import CanonicalJSONError
+
+
+def canonical_text(value: Any) -> str:
+    """The canonical JSON text of `value`; raises CanonicalJSONError if it has none."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise CanonicalJSONError(str(e)) from e
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """UTF-8 bytes of `canonical_text(value)`."""
+    return canonical_text(value).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def state_hash(state: dict[str, Any]) -> str:
+    """sha256 hex of the canonical bytes of a full state."""
+    return sha256_hex(canonical_bytes(state))

@@ -1,0 +1,67 @@
+"""Errors raised by the engine.
+
+    AmberError
+    ├── SettingsError            a bad AMBER_* variable, named
+    ├── LedgerError              the pure core refused data
+    │   ├── DeltaError           a patch operation that cannot apply
+    │   ├── CanonicalJSONError   a value with no canonical JSON form
+    │   └── IntegrityError       a hash or state_hash that does not match
+    ├── EventDecodeError         bytes on the log that are not an event (has partition/offset)
+    └── EventLogError            the log adapter failed (retryable says whether to try again)
+        └── LogUnavailableError  the broker cannot be reached
+"""
+
+from __future__ import annotations
+
+
+class AmberError(Exception):
+    """Base of every error Amber raises on purpose."""
+
+
+class SettingsError(AmberError):
+    """An AMBER_* environment variable holds a value we cannot use."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class LedgerError(AmberError):
+    """The pure ledger core refused its input."""
+
+
+class DeltaError(LedgerError):
+    """A patch operation does not apply to the state it was given."""
+
+
+class CanonicalJSONError(LedgerError):
+    """A value cannot be written as canonical JSON (NaN, a set, an object...)."""
+
+
+class IntegrityError(LedgerError):
+    """A recomputed hash or state hash differs from the recorded one."""
+
+
+class EventDecodeError(AmberError):
+    """A record on the log is not a readable event; it names where it lies."""
+
+    def __init__(self, *, partition: int, offset: int, cause: Exception) -> None:
+        super().__init__(f"undecodable record at partition {partition} offset {offset}: {cause}")
+        self.partition = partition
+        self.offset = offset
+        self.cause = cause
+
+
+class EventLogError(AmberError):
+    """The event log adapter failed; `retryable` says whether a retry may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class LogUnavailableError(EventLogError):
+    """The broker did not answer in time."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)

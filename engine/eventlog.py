@@ -1,0 +1,125 @@
+"""The EventLog port: an append-only, partitioned log of events keyed by thread.
+
+Adapters: `eventlog_memory.InMemoryEventLog` (unit tests, documents the
+semantics) and `eventlog_kafka.KafkaEventLog`. Both pass tests/contracts.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+import time
+
+from engine.errors import EventDecodeError, LogUnavailableError
+from engine.events import Event
+from engine.partitioning import partition_for
+from schemas import default_codec
+from schemas.errors import SchemaError
+
+_READ_STALL_S = 30.0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Position:
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One record read from the log: an event, or the error that kept it from being one."""
+
+    position: Position
+    key: str | None
+    raw: bytes
+    event: Event | None = None
+    error: EventDecodeError | None = None
+
+
+def encode_event(event: Event) -> bytes:
+    return default_codec().encode(event.to_record())
+
+
+def decode_delivery(position: Position, key: bytes | None, raw: bytes) -> Delivery:
+    """Decode one record; bad bytes become a Delivery with a typed error, never a crash."""
+    text_key = key.decode("utf-8", "replace") if key is not None else None
+    try:
+        event = Event.from_record(default_codec().decode(raw))
+    except (SchemaError, KeyError, ValueError, TypeError) as e:
+        err = EventDecodeError(partition=position.partition, offset=position.offset, cause=e)
+        return Delivery(position=position, key=text_key, raw=raw, error=err)
+    return Delivery(position=position, key=text_key, raw=raw, event=event)
+
+
+class LogReader(ABC):
+    """A cursor over some partitions of the log, polled in batches."""
+
+    @abstractmethod
+    def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
+        """Next records in offset order per partition; [] if none arrived in time."""
+
+    @abstractmethod
+    def positions(self) -> dict[int, int]:
+        """Next offset this cursor will read, per partition."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class EventLog(ABC):
+    """Append-only log of events; a thread's events all live on one partition."""
+
+    def __init__(self, *, topic: str, partitions: int) -> None:
+        self.topic = topic
+        self.partitions = partitions
+
+    def partition_of(self, thread_id: str) -> int:
+        return partition_for(thread_id, self.partitions)
+
+    @abstractmethod
+    def append(self, events: Sequence[Event]) -> list[Position]:
+        """Append in order; returns only once the log acknowledged every event."""
+
+    @abstractmethod
+    def append_raw(self, key: str, value: bytes) -> Position:
+        """Append arbitrary bytes under `key` (tools and tests of bad input)."""
+
+    @abstractmethod
+    def end_offsets(self) -> dict[int, int]:
+        """Next offset to be written, per partition."""
+
+    @abstractmethod
+    def reader(self, start: dict[int, int]) -> LogReader:
+        """A cursor over the partitions in `start`, beginning at the given offsets."""
+
+    def close(self) -> None:  # noqa: B027 — adapters without resources need nothing
+        """Release connections."""
+
+    def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
+        """Records of one partition from `start` up to `end` (default: the current end)."""
+        stop = self.end_offsets()[partition] if end is None else end
+        if start >= stop:
+            return
+        cursor = self.reader({partition: start})
+        try:
+            yield from _drain(cursor, partition, stop)
+        finally:
+            cursor.close()
+
+    def read_thread(self, thread_id: str) -> Iterator[Delivery]:
+        """Every record keyed by `thread_id`, in log order (undecodable ones included)."""
+        for delivery in self.read(self.partition_of(thread_id)):
+            if delivery.key == thread_id:
+                yield delivery
+
+
+def _drain(cursor: LogReader, partition: int, stop: int) -> Iterator[Delivery]:
+    idle_deadline = time.monotonic() + _READ_STALL_S
+    while cursor.positions()[partition] < stop:
+        batch = cursor.poll(max_records=2000, timeout_s=1.0)
+        if batch:
+            idle_deadline = time.monotonic() + _READ_STALL_S
+        elif time.monotonic() > idle_deadline:
+            raise LogUnavailableError(f"no progress reading partition {partition} up to {stop}")
+        yield from (d for d in batch if d.position.offset < stop)

@@ -1,0 +1,155 @@
+"""Kafka adapter of the EventLog port (kafka-python).
+
+Appends use an idempotent producer with acks=all and return only after the
+broker acknowledged every record: a step is durable before the next starts.
+The partition is computed by us (murmur2, same as Kafka's default) so every
+adapter agrees where a thread lives. Driver errors are translated here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, KafkaTimeoutError, NoBrokersAvailable, TopicAlreadyExistsError
+
+from engine.errors import EventLogError, LogUnavailableError
+from engine.eventlog import Delivery, EventLog, LogReader, Position, decode_delivery, encode_event
+from engine.events import Event
+
+TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
+
+
+def _translate(e: Exception, doing: str) -> EventLogError:
+    if isinstance(e, NoBrokersAvailable | KafkaTimeoutError):
+        return LogUnavailableError(f"Kafka unreachable while {doing}: {e}")
+    retryable = bool(getattr(e, "retriable", False))
+    return EventLogError(f"Kafka failed while {doing}: {e!r}", retryable=retryable)
+
+
+class KafkaEventLog(EventLog):
+    """Events topic on a Kafka cluster; create it with `ensure_topic()`."""
+
+    def __init__(self, *, bootstrap: str, topic: str, partitions: int = 12,
+                 ack_timeout_s: float = 30.0, client_id: str = "amber") -> None:
+        super().__init__(topic=topic, partitions=partitions)
+        self._bootstrap = bootstrap
+        self._ack_timeout_s = ack_timeout_s
+        self._client_id = client_id
+        self._producer: KafkaProducer | None = None
+        self._meta: KafkaConsumer | None = None
+
+    def _common(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self._bootstrap, "client_id": self._client_id,
+                "request_timeout_ms": int(self._ack_timeout_s * 1000),
+                "metrics_enabled": False}
+
+    def _get_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(
+                    acks="all", enable_idempotence=True, linger_ms=0,
+                    max_block_ms=int(self._ack_timeout_s * 1000), **self._common())
+            except KafkaError as e:
+                raise _translate(e, "connecting the producer") from e
+        return self._producer
+
+    def ensure_topic(self) -> None:
+        """Create the topic (N partitions, never expiring) unless it exists."""
+        try:
+            admin = KafkaAdminClient(**self._common())
+        except KafkaError as e:
+            raise _translate(e, "connecting the admin client") from e
+        try:
+            topic = NewTopic(self.topic, self.partitions, 1, topic_configs=TOPIC_CONFIG)
+            admin.create_topics([topic])
+        except TopicAlreadyExistsError:
+            pass
+        except KafkaError as e:
+            raise _translate(e, f"creating topic {self.topic}") from e
+        finally:
+            admin.close()
+
+    def append(self, events: Sequence[Event]) -> list[Position]:
+        encoded = [(e.thread_id, encode_event(e)) for e in events]  # fail before sending any
+        return self._send_all(encoded)
+
+    def append_raw(self, key: str, value: bytes) -> Position:
+        return self._send_all([(key, value)])[0]
+
+    def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
+        producer = self._get_producer()
+        try:
+            futures = [producer.send(self.topic, key=k.encode("utf-8"), value=v,
+                                     partition=self.partition_of(k)) for k, v in records]
+            producer.flush(timeout=self._ack_timeout_s)
+            metas = [f.get(timeout=self._ack_timeout_s) for f in futures]
+        except KafkaError as e:
+            raise _translate(e, f"appending {len(records)} record(s)") from e
+        return [Position(m.partition, m.offset) for m in metas]
+
+    def _get_meta(self) -> KafkaConsumer:
+        if self._meta is None:
+            self._meta = _consumer(self._common())
+        return self._meta
+
+    def end_offsets(self) -> dict[int, int]:
+        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        try:
+            ends = self._get_meta().end_offsets(tps)
+        except KafkaError as e:
+            raise _translate(e, "reading end offsets") from e
+        return {tp.partition: off for tp, off in ends.items()}
+
+    def reader(self, start: dict[int, int]) -> LogReader:
+        return KafkaLogReader(common=self._common(), topic=self.topic, start=start)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+        if self._meta is not None:
+            self._meta.close()
+            self._meta = None
+
+
+def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
+    try:
+        return KafkaConsumer(group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest", **common, **extra)
+    except KafkaError as e:
+        raise _translate(e, "connecting a consumer") from e
+
+
+class KafkaLogReader(LogReader):
+    """Manually assigned partitions, seeked to the given offsets; no group, no commits."""
+
+    def __init__(self, *, common: dict[str, Any], topic: str, start: dict[int, int]) -> None:
+        self._consumer = _consumer(common, fetch_max_wait_ms=100, max_poll_records=5000)
+        self._tps = {p: TopicPartition(topic, p) for p in start}
+        self._consumer.assign(list(self._tps.values()))
+        for partition, offset in start.items():
+            self._consumer.seek(self._tps[partition], offset)
+
+    def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000),
+                                          max_records=max_records)
+        except KafkaError as e:
+            raise _translate(e, "polling") from e
+        out: list[Delivery] = []
+        for tp in sorted(batches, key=lambda t: t.partition):
+            out += [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
+                    for r in batches[tp]]
+        return out
+
+    def positions(self) -> dict[int, int]:
+        try:
+            return {p: self._consumer.position(tp) for p, tp in self._tps.items()}
+        except KafkaError as e:
+            raise _translate(e, "reading positions") from e
+
+    def close(self) -> None:
+        self._consumer.close()

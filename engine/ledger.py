@@ -1,0 +1,111 @@
+"""The fold of accepted events into a thread's view: head, state, status, interrupt.
+
+Pure: the projector, the runner and any auditor share this code, so they
+derive the same view from the same log without the graph's code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from engine.acceptance import Head, Rejection, judge
+from engine.canonical import state_hash
+from engine.delta import State, fold
+from engine.errors import DeltaError
+from engine.events import Event, EventType, ForkOrigin, InterruptInfo
+
+_STATUS_AFTER = {
+    EventType.THREAD_STARTED: "running",
+    EventType.THREAD_FORKED: "running",
+    EventType.NODE_COMPLETED: "running",
+    EventType.DECISION_RECORDED: "running",
+    EventType.INTERRUPTED: "interrupted",
+    EventType.NODE_FAILED: "failed",
+    EventType.THREAD_COMPLETED: "completed",
+    EventType.THREAD_CANCELLED: "cancelled",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadView:
+    """What the accepted history of a thread adds up to."""
+
+    thread_id: str
+    graph: str
+    head: Head
+    state: State
+    status: str
+    interrupt: InterruptInfo | None
+    parent: ForkOrigin | None
+    mode: str | None
+    created_at: int
+    updated_at: int
+    integrity_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of offering one event to a thread."""
+
+    view: ThreadView | None  # the view after the event (unchanged if rejected)
+    rejection: Rejection | None
+
+
+def _status(view: ThreadView | None, event: Event) -> str:
+    if event.type is EventType.STATE_EDITED:
+        closes = view is not None and _closes_interrupt(view, event)
+        return "running" if closes else (view.status if view else "running")
+    return _STATUS_AFTER[event.type]
+
+
+def _closes_interrupt(view: ThreadView, event: Event) -> bool:
+    open_ = view.interrupt
+    return open_ is not None and event.causation_id == open_.id
+
+
+def _interrupt(view: ThreadView | None, event: Event) -> InterruptInfo | None:
+    if event.type is EventType.INTERRUPTED:
+        return event.interrupt
+    if view is None or _status(view, event) != "interrupted":
+        return None
+    return view.interrupt
+
+
+def _fold_state(before: State, event: Event) -> tuple[State, str | None]:
+    try:
+        after = fold(before, event.ops())
+    except DeltaError as e:
+        return before, f"seq {event.seq}: delta does not apply: {e}"
+    if state_hash(after) != event.state_hash:
+        return after, f"seq {event.seq}: state_hash mismatch after fold"
+    return after, None
+
+
+def advance(view: ThreadView | None, event: Event) -> Outcome:
+    """Apply `event` to `view` if the acceptance rule lets it in."""
+    rejection = judge(view.head if view else Head(), event)
+    if rejection is not None:
+        return Outcome(view, rejection)
+    state, problem = _fold_state(view.state if view else {}, event)
+    new = ThreadView(
+        thread_id=event.thread_id, graph=event.graph.name, head=Head(event.seq, event.hash),
+        state=state, status=_status(view, event), interrupt=_interrupt(view, event),
+        parent=view.parent if view else event.parent,
+        mode=event.mode if event.mode is not None else (view.mode if view else None),
+        created_at=view.created_at if view else event.occurred_at,
+        updated_at=event.occurred_at,
+        integrity_error=(view.integrity_error if view else None) or problem,
+    )
+    return Outcome(new, None)
+
+
+def rebuild(events: list[Event]) -> ThreadView | None:
+    """The view of a thread from its events in log order."""
+    view: ThreadView | None = None
+    for event in events:
+        view = advance(view, event).view
+    return view
+
+
+def mark(view: ThreadView, problem: str) -> ThreadView:
+    return replace(view, integrity_error=view.integrity_error or problem)

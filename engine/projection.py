@@ -1,0 +1,147 @@
+"""The ProjectionReader port: queryable current and historical thread state.
+
+The PostgreSQL adapter lives in projector/; `LogProjection` here folds the
+event log directly and is the in-memory reference both pass the same
+contract tests against.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from engine.acceptance import Rejection
+from engine.delta import State, fold
+from engine.errors import AmberError
+from engine.eventlog import EventLog, Position
+from engine.events import Event
+from engine.ledger import ThreadView, advance
+
+
+class ThreadNotFoundError(AmberError):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"no thread {thread_id!r}")
+        self.thread_id = thread_id
+
+
+class CheckpointNotFoundError(AmberError):
+    def __init__(self, thread_id: str, seq: int) -> None:
+        super().__init__(f"thread {thread_id!r} has no checkpoint at seq {seq}")
+
+
+class CatchUpTimeoutError(AmberError):
+    """The projection did not reach the wanted position before the deadline."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """One accepted event and where it lies in the log."""
+
+    event: Event
+    position: Position
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectedEvent:
+    event: Event
+    position: Position
+    reason: Rejection
+
+
+class ProjectionReader(ABC):
+    """Read side used by the engine, the CLI and the API."""
+
+    @abstractmethod
+    def get_thread(self, thread_id: str) -> ThreadView | None: ...
+
+    @abstractmethod
+    def history(self, thread_id: str, *, after_seq: int = -1,
+                limit: int = 1000) -> list[Checkpoint]:
+        """Accepted events with seq > after_seq, oldest first, at most `limit`."""
+
+    @abstractmethod
+    def list_threads(self, *, status: str | None = None, graph: str | None = None,
+                     limit: int = 100, offset: int = 0) -> list[ThreadView]:
+        """Threads, most recently updated first."""
+
+    @abstractmethod
+    def rejected(self, thread_id: str) -> list[RejectedEvent]: ...
+
+    def get_state(self, thread_id: str, seq: int | None = None) -> State:
+        """State after `seq` (default: the head); rebuilt from the checkpoints."""
+        view = self.require(thread_id)
+        if seq is None or seq == view.head.seq:
+            return view.state
+        if not 0 <= seq <= view.head.seq:
+            raise CheckpointNotFoundError(thread_id, seq)
+        state: State = {}
+        for cp in self.history(thread_id, limit=seq + 1):
+            state = fold(state, cp.event.ops())
+        return state
+
+    def require(self, thread_id: str) -> ThreadView:
+        view = self.get_thread(thread_id)
+        if view is None:
+            raise ThreadNotFoundError(thread_id)
+        return view
+
+    def open_interrupts(self, *, limit: int = 100) -> list[ThreadView]:
+        return self.list_threads(status="interrupted", limit=limit)
+
+    def wait_for(self, thread_id: str, seq: int, *, timeout_s: float) -> ThreadView:
+        """The thread's view once it includes `seq`; CatchUpTimeoutError after the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            view = self.get_thread(thread_id)
+            if view is not None and view.head.seq >= seq:
+                return view
+            if time.monotonic() >= deadline:
+                raise CatchUpTimeoutError(
+                    f"projection has not reached seq {seq} of thread {thread_id!r} "
+                    f"within {timeout_s:g}s (is `amber projector` running?)")
+            time.sleep(0.01)
+
+
+class LogProjection(ProjectionReader):
+    """Folds the whole log on every read: slow, obviously correct, no database."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+
+    def _fold_all(self) -> tuple[dict[str, ThreadView], dict[str, list[Checkpoint]],
+                                 dict[str, list[RejectedEvent]]]:
+        views: dict[str, ThreadView] = {}
+        cps: dict[str, list[Checkpoint]] = {}
+        rej: dict[str, list[RejectedEvent]] = {}
+        for partition in range(self._log.partitions):
+            for d in self._log.read(partition):
+                if d.event is None:
+                    continue
+                e = d.event
+                outcome = advance(views.get(e.thread_id), e)
+                if outcome.rejection is None and outcome.view is not None:
+                    views[e.thread_id] = outcome.view
+                    cps.setdefault(e.thread_id, []).append(Checkpoint(event=e, position=d.position))
+                else:
+                    rej.setdefault(e.thread_id, []).append(RejectedEvent(
+                        event=e, position=d.position, reason=outcome.rejection or Rejection.GAP))
+        return views, cps, rej
+
+    def get_thread(self, thread_id: str) -> ThreadView | None:
+        return self._fold_all()[0].get(thread_id)
+
+    def history(self, thread_id: str, *, after_seq: int = -1,
+                limit: int = 1000) -> list[Checkpoint]:
+        cps = self._fold_all()[1].get(thread_id, [])
+        return [c for c in cps if c.event.seq > after_seq][:limit]
+
+    def list_threads(self, *, status: str | None = None, graph: str | None = None,
+                     limit: int = 100, offset: int = 0) -> list[ThreadView]:
+        views = [v for v in self._fold_all()[0].values()
+                 if (status is None or v.status == status) and (graph is None or v.graph == graph)]
+        views.sort(key=lambda v: (v.updated_at, v.thread_id), reverse=True)
+        return views[offset:offset + limit]
+
+    def rejected(self, thread_id: str) -> list[RejectedEvent]:
+        return self._fold_all()[2].get(thread_id, [])

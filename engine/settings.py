@@ -1,0 +1,89 @@
+"""One typed settings object read from AMBER_* environment variables.
+
+Reading fails fast with the name of the bad variable, so a misconfigured
+worker dies at start instead of at its first step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from engine.errors import SettingsError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: str = "postgresql://amber:amber@127.0.0.1:5432/amber"
+    topic_prefix: str = "amber"
+    partitions: int = 12
+    snapshot_every: int = 50
+    ack_timeout_s: float = 30.0
+    catchup_timeout_s: float = 10.0
+    api_tokens: str = ""  # "token=actor,token2=actor2"
+    outbox_dir: str = "outbox"
+    llm_url: str = ""
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}.events"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `env` (default os.environ); raises SettingsError naming the variable."""
+        env = os.environ if env is None else env
+        d = cls()
+        return cls(
+            kafka_bootstrap=_read(env, "AMBER_KAFKA_BOOTSTRAP", _nonempty, d.kafka_bootstrap),
+            database_url=_read(env, "AMBER_DATABASE_URL", _pg_url, d.database_url),
+            topic_prefix=_read(env, "AMBER_TOPIC_PREFIX", _nonempty, d.topic_prefix),
+            partitions=_read(env, "AMBER_PARTITIONS", _positive_int, d.partitions),
+            snapshot_every=_read(env, "AMBER_SNAPSHOT_EVERY", _positive_int, d.snapshot_every),
+            ack_timeout_s=_read(env, "AMBER_ACK_TIMEOUT_S", _positive_float, d.ack_timeout_s),
+            catchup_timeout_s=_read(env, "AMBER_CATCHUP_TIMEOUT_S", _positive_float,
+                                    d.catchup_timeout_s),
+            api_tokens=env.get("AMBER_API_TOKENS", d.api_tokens),
+            outbox_dir=_read(env, "AMBER_OUTBOX_DIR", _nonempty, d.outbox_dir),
+            llm_url=env.get("AMBER_LLM_URL", d.llm_url),
+        )
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as e:
+        raise SettingsError(name, f"{e} (got {raw!r})") from None
+
+
+def _nonempty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _pg_url(raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// URL")
+    return raw
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be an integer >= 1")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value <= 0:
+        raise ValueError("must be a number > 0")
+    return value

@@ -1,0 +1,1 @@
+"""Kafka → PostgreSQL materializer of the event log, its migrations and read queries."""

@@ -1,0 +1,77 @@
+"""Avro single-object encoding of events: `C3 01` + 8-byte fingerprint + body.
+
+Writers always use the current schema. Readers look the writer schema up by
+fingerprint among the kept versions and resolve it to the current schema, so
+events written years ago stay readable after the envelope evolves.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from typing import Any
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from schemas.errors import (
+    DecodeError,
+    EncodeError,
+    NotSingleObjectError,
+    TruncatedEventError,
+    UnknownSchemaError,
+)
+from schemas.registry import SchemaVersion, kept_versions
+
+MARKER = b"\xc3\x01"
+HEADER_LEN = len(MARKER) + 8
+
+
+class EventCodec:
+    """Encodes records with the current schema; decodes any kept version."""
+
+    def __init__(self, *, versions: list[SchemaVersion]) -> None:
+        if not versions:
+            raise ValueError("at least one schema version is required")
+        self.current = versions[-1]
+        self._by_fingerprint = {v.fingerprint: v for v in versions}
+
+    def encode(self, record: dict[str, Any]) -> bytes:
+        """Serialize one event record; raises EncodeError if it does not fit."""
+        out = io.BytesIO()
+        out.write(MARKER)
+        out.write(self.current.fingerprint)
+        try:
+            schemaless_writer(out, self.current.parsed, record, strict_allow_default=True)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise EncodeError(f"event does not fit schema v{self.current.version}: {e}") from e
+        return out.getvalue()
+
+    def writer_of(self, data: bytes) -> SchemaVersion:
+        """The kept schema version that wrote these bytes."""
+        if len(data) < HEADER_LEN or data[:2] != MARKER:
+            raise NotSingleObjectError("not Avro single-object encoding (no C3 01 marker)")
+        fp = data[2:HEADER_LEN]
+        try:
+            return self._by_fingerprint[fp]
+        except KeyError:
+            raise UnknownSchemaError(fp.hex()) from None
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """Read one event record in the shape of the current schema."""
+        writer = self.writer_of(data)
+        body = io.BytesIO(data[HEADER_LEN:])
+        try:
+            record: dict[str, Any] = schemaless_reader(body, writer.parsed, self.current.parsed)
+        except EOFError as e:
+            raise TruncatedEventError(f"event body truncated: {e}") from e
+        except Exception as e:  # fastavro raises assorted types on corrupt bodies
+            raise DecodeError(f"undecodable event body: {type(e).__name__}: {e}") from e
+        if body.read(1):
+            raise DecodeError("trailing bytes after the event body")
+        return record
+
+
+@lru_cache(maxsize=1)
+def default_codec() -> EventCodec:
+    """The codec over every schema version shipped in this package."""
+    return EventCodec(versions=kept_versions())
