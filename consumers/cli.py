@@ -1,4 +1,8 @@
-"""The `amber` command line. Heavy imports stay inside commands to keep start-up fast."""
+"""The `amber` command line. Heavy imports stay inside commands to keep start-up fast.
+
+Commands are grouped by concern in sibling modules (`cli_*.py`) that register
+themselves on `app`; this module only assembles them.
+"""
 
 from __future__ import annotations
 
@@ -21,5 +25,18 @@ def version() -> None:
     typer.echo(ENGINE_VERSION)
 
 
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`.
+    import importlib
+
+    for name in ("cli_projection", "cli_engine"):
+        try:
+            importlib.import_module(f"consumers.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"consumers.{name}":
+                raise
+
+
 def main() -> None:
+    _register()
     app()
