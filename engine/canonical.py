@@ -15,16 +15,20 @@ from engine.errors import CanonicalJSONError
 
 def canonical_text(value: Any) -> str:
     """The canonical JSON text of `value`; raises CanonicalJSONError if it has none."""
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise CanonicalJSONError(str(e)) from e
+    return canonical_bytes(value).decode("utf-8")
 
 
 def canonical_bytes(value: Any) -> bytes:
-    """UTF-8 bytes of `canonical_text(value)`."""
-    return canonical_text(value).encode("utf-8")
+    """UTF-8 bytes of the canonical JSON text of `value`; raises CanonicalJSONError.
+
+    A string with a lone surrogate has JSON text but no UTF-8 bytes, so the encoding
+    is inside the guard (UnicodeEncodeError is a ValueError).
+    """
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise CanonicalJSONError(str(e)) from e
 
 
 def sha256_hex(data: bytes) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from engine.canonical import canonical_text
 from engine.errors import DeltaError
 
 Op = dict[str, Any]
@@ -52,10 +53,14 @@ def _merge(state: State, op: Op) -> None:
 
 
 def _apply(state: State, op: Op) -> None:
+    if not isinstance(op, dict):
+        raise DeltaError(f"operation is not an object: {op!r}")
     kind = op.get("op")
     if not isinstance(op.get("field"), str):
         raise DeltaError(f"operation without a field name: {op!r}")
     if kind == "set":
+        if "value" not in op:
+            raise DeltaError(f"set of field {op['field']!r} without a value")
         state[op["field"]] = op["value"]
     elif kind == "append":
         _append(state, op)
@@ -69,6 +74,8 @@ def _apply(state: State, op: Op) -> None:
 
 def fold(state: State, delta: Iterable[Op]) -> State:
     """A new state: `state` with every operation of `delta` applied in order."""
+    if isinstance(delta, dict | str | bytes) or not hasattr(delta, "__iter__"):
+        raise DeltaError(f"delta is not a list of operations: {type(delta).__name__}")
     out = dict(state)
     for op in delta:
         _apply(out, op)
@@ -77,5 +84,7 @@ def fold(state: State, delta: Iterable[Op]) -> State:
 
 def diff(before: State, after: State) -> list[Op]:
     """The simplest delta (set/unset per changed field) that turns before into after."""
-    ops = [set_op(k, v) for k, v in sorted(after.items()) if k not in before or before[k] != v]
+    # Compared by canonical text, not ==: 1 == 1.0 == True in Python, yet they hash apart.
+    ops = [set_op(k, v) for k, v in sorted(after.items())
+           if k not in before or canonical_text(before[k]) != canonical_text(v)]
     return ops + [unset_op(k) for k in sorted(before) if k not in after]

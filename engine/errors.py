@@ -65,3 +65,49 @@ class LogUnavailableError(EventLogError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
+
+
+class GraphDefinitionError(AmberError):
+    """The graph cannot be compiled: unknown or unreachable node, missing route..."""
+
+
+class StateValidationError(AmberError):
+    """A node's update or the state it produces does not validate or serialize.
+
+    Names the node and the field so the failing step is obvious in the log.
+    """
+
+    def __init__(self, *, node: str, field: str | None, problem: str) -> None:
+        where = f"node {node!r}" + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}: {problem}")
+        self.node = node
+        self.field = field
+        self.problem = problem
+
+
+class RunError(AmberError):
+    """A request to start, resume or edit a thread was refused; nothing was appended."""
+
+
+class ThreadExistsError(RunError):
+    """start() for a thread id that already has events."""
+
+
+class ThreadNotWaitingError(RunError):
+    """resume() for a thread that is not interrupted."""
+
+
+class StaleInterruptError(RunError):
+    """resume() naming an interrupt that is no longer the open one."""
+
+
+class InvalidDecisionError(RunError):
+    """A decision value that is not JSON-serializable or not acceptable."""
+
+
+class GraphMismatchError(RunError):
+    """The thread was started by another graph than the one asked to run it."""
+
+
+class ConflictError(RunError):
+    """Another writer appended to the thread first; our event was rejected."""

@@ -8,12 +8,18 @@ adapter agrees where a thread lives. Driver errors are translated here, once.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
 
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import Delivery, EventLog, LogReader, Position, decode_delivery, encode_event
@@ -23,7 +29,9 @@ TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
 
 
 def _translate(e: Exception, doing: str) -> EventLogError:
-    if isinstance(e, NoBrokersAvailable | KafkaTimeoutError):
+    # kafka-python 3 has no NoBrokersAvailable: an unreachable bootstrap is a
+    # KafkaTimeoutError ("Unable to bootstrap"), a dropped one a KafkaConnectionError.
+    if isinstance(e, KafkaTimeoutError | KafkaConnectionError):
         return LogUnavailableError(f"Kafka unreachable while {doing}: {e}")
     retryable = bool(getattr(e, "retriable", False))
     return EventLogError(f"Kafka failed while {doing}: {e!r}", retryable=retryable)
@@ -40,21 +48,33 @@ class KafkaEventLog(EventLog):
         self._client_id = client_id
         self._producer: KafkaProducer | None = None
         self._meta: KafkaConsumer | None = None
+        # One producer per log, shared by threads; the metadata consumer is not thread-safe.
+        self._lock = threading.Lock()
 
     def _common(self) -> dict[str, Any]:
+        """Options every kafka-python client accepts (the admin client has no metrics_enabled).
+
+        bootstrap_timeout_ms bounds the constructors: kafka-python 3 otherwise waits 30 s
+        for an unreachable bootstrap whatever the request timeout.
+        """
+        timeout_ms = int(self._ack_timeout_s * 1000)
         return {"bootstrap_servers": self._bootstrap, "client_id": self._client_id,
-                "request_timeout_ms": int(self._ack_timeout_s * 1000),
-                "metrics_enabled": False}
+                "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
+
+    def _client(self) -> dict[str, Any]:
+        """Options of producers and consumers."""
+        return {**self._common(), "metrics_enabled": False}
 
     def _get_producer(self) -> KafkaProducer:
-        if self._producer is None:
-            try:
-                self._producer = KafkaProducer(
-                    acks="all", enable_idempotence=True, linger_ms=0,
-                    max_block_ms=int(self._ack_timeout_s * 1000), **self._common())
-            except KafkaError as e:
-                raise _translate(e, "connecting the producer") from e
-        return self._producer
+        with self._lock:
+            if self._producer is None:
+                try:
+                    self._producer = KafkaProducer(
+                        acks="all", enable_idempotence=True, linger_ms=0,
+                        max_block_ms=int(self._ack_timeout_s * 1000), **self._client())
+                except KafkaError as e:
+                    raise _translate(e, "connecting the producer") from e
+            return self._producer
 
     def ensure_topic(self) -> None:
         """Create the topic (N partitions, never expiring) unless it exists."""
@@ -92,27 +112,29 @@ class KafkaEventLog(EventLog):
 
     def _get_meta(self) -> KafkaConsumer:
         if self._meta is None:
-            self._meta = _consumer(self._common())
+            self._meta = _consumer(self._client())
         return self._meta
 
     def end_offsets(self) -> dict[int, int]:
         tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         try:
-            ends = self._get_meta().end_offsets(tps)
+            with self._lock:
+                ends = self._get_meta().end_offsets(tps)
         except KafkaError as e:
             raise _translate(e, "reading end offsets") from e
         return {tp.partition: off for tp, off in ends.items()}
 
     def reader(self, start: dict[int, int]) -> LogReader:
-        return KafkaLogReader(common=self._common(), topic=self.topic, start=start)
+        return KafkaLogReader(common=self._client(), topic=self.topic, start=start)
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=5)
-            self._producer = None
-        if self._meta is not None:
-            self._meta.close()
-            self._meta = None
+        with self._lock:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+                self._producer = None
+            if self._meta is not None:
+                self._meta.close()
+                self._meta = None
 
 
 def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:

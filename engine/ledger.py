@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from engine.acceptance import Head, Rejection, judge
 from engine.canonical import state_hash
 from engine.delta import State, fold
-from engine.errors import DeltaError
+from engine.errors import LedgerError
 from engine.events import Event, EventType, ForkOrigin, InterruptInfo
 
 _STATUS_AFTER = {
@@ -72,11 +72,14 @@ def _interrupt(view: ThreadView | None, event: Event) -> InterruptInfo | None:
 
 
 def _fold_state(before: State, event: Event) -> tuple[State, str | None]:
+    # LedgerError, not just DeltaError: a chained event whose delta holds NaN or is
+    # not a list must mark the thread, not crash every reader of the log.
     try:
         after = fold(before, event.ops())
-    except DeltaError as e:
+        after_hash = state_hash(after)
+    except LedgerError as e:
         return before, f"seq {event.seq}: delta does not apply: {e}"
-    if state_hash(after) != event.state_hash:
+    if after_hash != event.state_hash:
         return after, f"seq {event.seq}: state_hash mismatch after fold"
     return after, None
 

@@ -68,6 +68,24 @@ class ProjectionReader(ABC):
     @abstractmethod
     def rejected(self, thread_id: str) -> list[RejectedEvent]: ...
 
+    @abstractmethod
+    def projected_offset(self, partition: int) -> int:
+        """Next log offset of `partition` the projection has not applied yet."""
+
+    def wait_for_offset(self, partition: int, offset: int, *, timeout_s: float) -> None:
+        """Return once every record of `partition` before `offset` is projected.
+
+        Raises CatchUpTimeoutError after the deadline: the caller then knows
+        the projection is behind (no projector running?) and must not act on it.
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.projected_offset(partition) < offset:
+            if time.monotonic() >= deadline:
+                raise CatchUpTimeoutError(
+                    f"projection of partition {partition} has not reached offset {offset} "
+                    f"within {timeout_s:g}s (is `amber projector` running?)")
+            time.sleep(0.005)
+
     def get_state(self, thread_id: str, seq: int | None = None) -> State:
         """State after `seq` (default: the head); rebuilt from the checkpoints."""
         view = self.require(thread_id)
@@ -145,3 +163,6 @@ class LogProjection(ProjectionReader):
 
     def rejected(self, thread_id: str) -> list[RejectedEvent]:
         return self._fold_all()[2].get(thread_id, [])
+
+    def projected_offset(self, partition: int) -> int:
+        return self._log.end_offsets()[partition]  # every read folds the whole log

@@ -6,6 +6,7 @@ worker dies at start instead of at its first step.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -84,6 +85,6 @@ def _positive_int(raw: str) -> int:
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if value <= 0:
-        raise ValueError("must be a number > 0")
+    if not (0 < value < math.inf):  # also refuses nan, which compares false to everything
+        raise ValueError("must be a finite number > 0")
     return value

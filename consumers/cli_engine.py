@@ -1,0 +1,110 @@
+"""`amber start | resume | edit`: run threads inline from the command line.
+
+Each is a short-lived process: it appends, runs what it can, and exits. The
+resume path is what a webhook launches, so imports stay lazy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from consumers.cli import app
+
+GraphOpt = Annotated[list[str], typer.Option("--graph", "-g", help="MODULE:ATTR of a compiled "
+                                             "graph (default: AMBER_GRAPHS)")]
+
+
+def _json_arg(raw: str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise typer.BadParameter(f"{what} is not JSON: {e}") from None
+
+
+def _print_result(result: Any) -> None:
+    out = {"thread_id": result.thread_id, "status": result.status, "seq": result.seq,
+           "interrupt": result.interrupt,
+           "error": None if result.error is None else result.error.message}
+    typer.echo(json.dumps(out, indent=2, sort_keys=True))
+
+
+def _fail(e: Exception) -> typer.Exit:
+    typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def start(graph: Annotated[str, typer.Argument(help="MODULE:ATTR of a compiled graph")],
+          thread: Annotated[str, typer.Option("--thread", "-t", help="thread id")],
+          input: Annotated[str, typer.Option("--input", "-i", help="JSON input")] = "{}",
+          actor: Annotated[str | None, typer.Option(help="who starts it")] = None) -> None:
+    """Start a thread and run it inline until it completes or is interrupted."""
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import load_graph
+    from engine.errors import AmberError
+
+    values = _json_arg(input, "--input")
+    try:
+        cp = AmberCheckpointer.from_env()
+        _print_result(load_graph(graph).start(thread, values, actor=actor, checkpointer=cp))
+    except AmberError as e:
+        raise _fail(e) from None
+
+
+@app.command()
+def resume(thread_id: str,
+           value: Annotated[str, typer.Option("--value", help="the decision, as JSON")],
+           actor: Annotated[str, typer.Option(help="who decided")] = "cli",
+           interrupt_id: Annotated[str | None, typer.Option(help="the interrupt answered")] = None,
+           reason: Annotated[str | None, typer.Option(help="why")] = None,
+           graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
+    """Record a human decision on an interrupted thread and continue it inline."""
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import graph_for_thread
+    from engine.errors import AmberError
+
+    decision = _json_arg(value, "--value")
+    try:
+        cp = AmberCheckpointer.from_env()
+        app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
+        _print_result(app_graph.resume(thread_id, decision, actor=actor,
+                                       interrupt_id=interrupt_id, reason=reason, checkpointer=cp))
+    except AmberError as e:
+        raise _fail(e) from None
+
+
+@app.command()
+def edit(thread_id: str,
+         values: Annotated[str, typer.Option("--values", help="state update, as JSON")],
+         as_node: Annotated[str | None, typer.Option("--as-node", help="apply as this node")] = None,
+         actor: Annotated[str, typer.Option(help="who edits")] = "cli",
+         reason: Annotated[str | None, typer.Option(help="why")] = None,
+         graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
+    """Append StateEdited: change a thread's state as if NODE had returned VALUES."""
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import graph_for_thread
+    from engine.errors import AmberError
+
+    update = _json_arg(values, "--values")
+    try:
+        cp = AmberCheckpointer.from_env()
+        app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
+        _print_result(app_graph.update_state(thread_id, update, as_node=as_node, actor=actor,
+                                             reason=reason, checkpointer=cp))
+    except AmberError as e:
+        raise _fail(e) from None
+
+
+def _graph_name(cp: Any, thread_id: str) -> str:
+    from engine.projection import ThreadNotFoundError
+
+    partition = cp.log.partition_of(thread_id)
+    cp.projection.wait_for_offset(partition, cp.log.end_offsets()[partition],
+                                  timeout_s=cp.catchup_timeout_s)
+    view = cp.projection.get_thread(thread_id)
+    if view is None:
+        raise ThreadNotFoundError(thread_id)
+    return str(view.graph)

@@ -1,0 +1,38 @@
+"""What a node receives besides the state."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def idempotency_key(thread_id: str, seq: int, node: str) -> str:
+    """Stable across retries and processes: never change without a version."""
+    return f"{thread_id}:{seq}:{node}"
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeContext:
+    """Per-step facts and a place to record external inputs (LLM calls, tools).
+
+    `idempotency_key` is the same on every attempt of this step, in any
+    process, so side effects can be deduplicated by it.
+    """
+
+    thread_id: str
+    seq: int
+    node: str
+    attempt: int
+    decision: Any = None
+    log: logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger("amber.node"), {}))
+    recorded_io: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def idempotency_key(self) -> str:
+        return idempotency_key(self.thread_id, self.seq, self.node)
+
+    def record_io(self, kind: str, request: Any, response: Any) -> None:
+        """Keep an external call's request and response in the step's event."""
+        self.recorded_io.append({"kind": kind, "request": request, "response": response})

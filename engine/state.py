@@ -1,0 +1,119 @@
+"""Typed state: applying a node's update to the canonical JSON state.
+
+State at rest is plain JSON (what the ledger stores); nodes see the pydantic
+model. Every update is validated strictly per field and the resulting state
+again as a whole, so nothing is silently coerced or dropped: a bad value
+fails the step with the node and field named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from engine.canonical import canonical_text
+from engine.delta import Op, State, fold
+from engine.errors import CanonicalJSONError, DeltaError, StateValidationError
+from engine.reducers import Reducer, reducer_from_metadata
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    reducer: Reducer
+    adapter: TypeAdapter[Any]
+    item_adapter: TypeAdapter[Any] | None  # for append: validates the appended items
+
+
+class StateSchema:
+    """The state model's fields, their reducers and validators."""
+
+    def __init__(self, model: type[BaseModel]) -> None:
+        self.model = model
+        self.fields = {name: _spec(info.annotation, list(info.metadata))
+                       for name, info in model.model_fields.items()}
+
+    def load(self, state: State, *, node: str) -> BaseModel:
+        """The model for a stored state; a state that no longer validates names the field."""
+        try:
+            return self.model.model_validate(state)
+        except ValidationError as e:
+            raise _named(e, node, "stored state does not validate") from e
+
+    def initial(self, values: dict[str, Any], *, node: str = "__start__") -> tuple[list[Op], State]:
+        """Ops and state for a thread's input, from the model's defaults."""
+        defaults = self.model.model_construct().model_dump(mode="json")
+        return self.apply(defaults, values, node=node, base_ops=[_set_all(defaults)])
+
+    def apply(self, state: State, update: dict[str, Any] | None, *, node: str,
+              base_ops: list[list[Op]] | None = None) -> tuple[list[Op], State]:
+        """Validate `update`, turn it into ops through the reducers, fold it."""
+        ops = [op for chunk in (base_ops or []) for op in chunk]
+        for field, value in (update or {}).items():
+            ops.append(self._op(state, field, value, node))
+        try:
+            after = fold(state if base_ops is None else {}, ops)
+        except DeltaError as e:
+            raise StateValidationError(node=node, field=None, problem=str(e)) from e
+        self._check_whole(after, node)
+        return ops, after
+
+    def _op(self, state: State, field: str, value: Any, node: str) -> Op:
+        spec = self.fields.get(field)
+        if spec is None:
+            raise StateValidationError(node=node, field=field, problem="not a field of the state")
+        adapter = spec.item_adapter if spec.reducer.kind == "append" else spec.adapter
+        if spec.reducer.kind == "append" and spec.item_adapter is not None:
+            value = _as_list(value, node, field)
+            adapter = TypeAdapter(list[Any]) if spec.item_adapter is None else spec.item_adapter
+        try:
+            checked = adapter.validate_python(value, strict=True) if adapter else value
+            json_value = adapter.dump_python(checked, mode="json") if adapter else value
+            canonical_text(json_value)
+        except (ValidationError, CanonicalJSONError, TypeError, ValueError) as e:
+            raise StateValidationError(node=node, field=field, problem=_short(e)) from e
+        return spec.reducer.op(field, state.get(field), json_value)
+
+    def _check_whole(self, after: State, node: str) -> None:
+        try:
+            canonical_text(after)
+            self.model.model_validate(after)
+        except CanonicalJSONError as e:
+            raise StateValidationError(node=node, field=None, problem=str(e)) from e
+        except ValidationError as e:
+            raise _named(e, node, "state after the update does not validate") from e
+
+
+def _spec(annotation: Any, metadata: list[Any]) -> FieldSpec:
+    reducer = reducer_from_metadata(metadata)
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    item = None
+    if reducer.kind == "append":
+        args = getattr(annotation, "__args__", None)
+        item = TypeAdapter(list[args[0]]) if args else TypeAdapter(list[Any])  # type: ignore[valid-type]
+    return FieldSpec(reducer, adapter, item)
+
+
+def _set_all(values: State) -> list[Op]:
+    return [{"op": "set", "field": k, "value": v} for k, v in sorted(values.items())]
+
+
+def _as_list(value: Any, node: str, field: str) -> list[Any]:
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise StateValidationError(node=node, field=field,
+                               problem=f"append reducer needs a list, got {type(value).__name__}")
+
+
+def _named(e: ValidationError, node: str, problem: str) -> StateValidationError:
+    first = e.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    return StateValidationError(node=node, field=field, problem=f"{problem}: {first['msg']}")
+
+
+def _short(e: Exception) -> str:
+    if isinstance(e, ValidationError):
+        first = e.errors()[0]
+        return str(first["msg"])
+    return str(e)

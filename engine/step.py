@@ -1,0 +1,164 @@
+"""The pure step logic: from a thread's head, what happens next, and the event drafts.
+
+No I/O, clock or randomness here: the runner and the workers are thin shells
+around these functions, and replay re-runs them against recorded history.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.canonical import canonical_text
+from engine.chain import Draft
+from engine.delta import Op, State
+from engine.errors import StateValidationError
+from engine.events import ErrorInfo, Event, EventType, InterruptInfo
+from engine.graph import END, START, CompiledGraph
+from engine.ledger import ThreadView
+
+_HALTING = {"interrupted": "interrupted", "completed": "completed", "failed": "failed",
+            "cancelled": "cancelled"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunNode:
+    node: str
+    resumes: list[Any]  # decisions for interrupt() calls, in order
+    decision: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    node: str
+    when: str  # "before" or "after"
+    next: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    status: str
+
+
+Action = RunNode | Pause | Finish | Halt
+
+
+def route_of(event: Event) -> str:
+    """The node the thread goes to after `event` (END when none)."""
+    if event.route is None:
+        return END
+    return str(json.loads(event.route).get("next") or END)
+
+
+def resumes_of(event: Event) -> list[Any]:
+    if event.io is None:
+        return []
+    return list(json.loads(event.io).get("resumes", []))
+
+
+def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
+    """What the thread does next, decided from its view and head event alone."""
+    if view.status in _HALTING:
+        return Halt(view.status)
+    nxt = route_of(head)
+    if head.type is EventType.NODE_COMPLETED and head.node in graph.interrupt_after:
+        return Pause(node=str(head.node), when="after", next=nxt)
+    if nxt == END:
+        return Finish()
+    answered = head.type in (EventType.DECISION_RECORDED, EventType.STATE_EDITED) \
+        and head.node == nxt
+    if nxt in graph.interrupt_before and not answered:
+        return Pause(node=nxt, when="before", next=nxt)
+    carried = head.type is EventType.DECISION_RECORDED and head.node == nxt
+    resumes = resumes_of(head) if carried else []
+    return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
+
+
+class RouteError(Exception):
+    """A router returned a key its mapping does not know."""
+
+
+def route_after(graph: CompiledGraph, node: str, state: BaseModel) -> str:
+    """The next node after `node` ran (or was edited as) on `state`."""
+    branch = graph.branches.get(node)
+    if branch is None:
+        return graph.edges[node]
+    key = branch.router(state)
+    target = branch.mapping.get(key) if branch.mapping is not None else key
+    if not isinstance(target, str) or (target not in graph.nodes and target != END):
+        raise RouteError(f"router of {node!r} returned {key!r}, which leads nowhere")
+    return target
+
+
+def first_node(graph: CompiledGraph, state: BaseModel) -> str:
+    return route_after(graph, START, state)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFrame:
+    """The facts every draft of the next event shares."""
+
+    graph: CompiledGraph
+    view: ThreadView
+    occurred_at: int
+    snapshot_every: int
+
+    @property
+    def seq(self) -> int:
+        return self.view.head.seq + 1
+
+    def draft(self, type_: EventType, node: str | None, ops: list[Op], state: State,
+              **extra: Any) -> Draft:
+        snap = type_ in (EventType.INTERRUPTED, EventType.THREAD_COMPLETED) \
+            or self.seq % self.snapshot_every == 0
+        return Draft(thread_id=self.view.thread_id, seq=self.seq, type=type_, node=node,
+                     occurred_at=self.occurred_at, graph=self.graph.ref, delta=ops,
+                     state_after=state, with_snapshot=snap, mode=self.view.mode, **extra)
+
+
+def completed(frame: StepFrame, node: str, ops: list[Op], state: State, nxt: str,
+              io: list[dict[str, Any]]) -> Draft:
+    return frame.draft(EventType.NODE_COMPLETED, node, ops, state, route={"next": nxt},
+                       io=io or None)
+
+
+def interrupted(frame: StepFrame, node: str, when: str, payload: Any, nxt: str,
+                resumes: list[Any]) -> Draft:
+    try:
+        text = canonical_text(payload)
+    except Exception as e:
+        raise StateValidationError(node=node, field=None,
+                                   problem=f"interrupt payload is not JSON: {e}") from e
+    info = InterruptInfo(id=f"{frame.view.thread_id}:{frame.seq}:{node}", node=node, when=when,
+                         payload=text)
+    return frame.draft(EventType.INTERRUPTED, node, [], frame.view.state, interrupt=info,
+                       route={"next": nxt}, io={"resumes": resumes} if resumes else None)
+
+
+def decision(frame: StepFrame, head: Event, value: Any, actor: str, reason: str | None) -> Draft:
+    info = frame.view.interrupt
+    assert info is not None  # the runner checked the thread is waiting
+    resumes = [*resumes_of(head), value]
+    return frame.draft(EventType.DECISION_RECORDED, info.node, [], frame.view.state,
+                       actor=actor, causation_id=info.id, reason=reason,
+                       route={"next": route_of(head)},
+                       io={"resumes": resumes, "interrupt_id": info.id})
+
+
+def failed(frame: StepFrame, node: str, error: BaseException, attempts: int) -> Draft:
+    info = ErrorInfo(type=type(error).__name__, message=str(error)[:4000], retryable=False,
+                     attempts=attempts)
+    return frame.draft(EventType.NODE_FAILED, node, [], frame.view.state, error=info,
+                       route={"next": node})
+
+
+def finished(frame: StepFrame) -> Draft:
+    return frame.draft(EventType.THREAD_COMPLETED, None, [], frame.view.state)
