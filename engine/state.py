@@ -68,9 +68,7 @@ class StateSchema:
             value = _as_list(value, node, field)
             adapter = TypeAdapter(list[Any]) if spec.item_adapter is None else spec.item_adapter
         try:
-            checked = adapter.validate_python(value, strict=True) if adapter else value
-            json_value = adapter.dump_python(checked, mode="json") if adapter else value
-            canonical_text(json_value)
+            json_value = _to_json(adapter, value)
         except (ValidationError, CanonicalJSONError, TypeError, ValueError) as e:
             raise StateValidationError(node=node, field=field, problem=_short(e)) from e
         return spec.reducer.op(field, state.get(field), json_value)
@@ -93,6 +91,23 @@ def _spec(annotation: Any, metadata: list[Any]) -> FieldSpec:
         args = getattr(annotation, "__args__", None)
         item = TypeAdapter(list[args[0]]) if args else TypeAdapter(list[Any])  # type: ignore[valid-type]
     return FieldSpec(reducer, adapter, item)
+
+
+def _to_json(adapter: TypeAdapter[Any] | None, value: Any) -> Any:
+    """The JSON form of a field value, refusing anything that would not come back equal.
+
+    Strict validation refuses coercions ("3" for an int); the round trip refuses
+    lossy serialization (a set turned into a list, an object turned into a dict).
+    """
+    if adapter is None:
+        canonical_text(value)
+        return value
+    checked = adapter.validate_python(value, strict=True)
+    json_value = adapter.dump_python(checked, mode="json")
+    canonical_text(json_value)
+    if adapter.validate_python(json_value) != checked:
+        raise ValueError(f"{type(value).__name__} value does not survive JSON serialization")
+    return json_value
 
 
 def _set_all(values: State) -> list[Op]:

@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: install stack stack-down demo test test-heavy lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,api]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+stack:
+	compose/stack up
+
+stack-down:
+	compose/stack down
+
+# The human-approval scenario: two separate processes on real Kafka + PostgreSQL.
+demo: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+lint: install
+	$(BIN)/ruff check engine projector schemas consumers tests examples bench
+	$(BIN)/mypy
+
+# Lint, then the whole suite on the real stack (started by the fixtures if needed).
+test: lint
+	$(BIN)/pytest -q
+
+# Load and fault matrices: minutes, not seconds.
+test-heavy: install
+	$(BIN)/pytest -q -m heavy
+
+bench: install
+	eval "$$(compose/stack up)" && for b in bench/*.py; do $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache outbox
