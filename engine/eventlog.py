@@ -103,7 +103,7 @@ class EventLog(ABC):
             return
         cursor = self.reader({partition: start})
         try:
-            yield from _drain(cursor, partition, stop)
+            yield from drain(cursor, partition, stop)
         finally:
             cursor.close()
 
@@ -114,7 +114,7 @@ class EventLog(ABC):
                 yield delivery
 
 
-def _drain(cursor: LogReader, partition: int, stop: int) -> Iterator[Delivery]:
+def drain(cursor: LogReader, partition: int, stop: int) -> Iterator[Delivery]:
     idle_deadline = time.monotonic() + _READ_STALL_S
     while cursor.positions()[partition] < stop:
         batch = cursor.poll(max_records=2000, timeout_s=1.0)

@@ -9,7 +9,7 @@ adapter agrees where a thread lives. Driver errors are translated here, once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -22,7 +22,15 @@ from kafka.errors import (
 )
 
 from engine.errors import EventLogError, LogUnavailableError
-from engine.eventlog import Delivery, EventLog, LogReader, Position, decode_delivery, encode_event
+from engine.eventlog import (
+    Delivery,
+    EventLog,
+    LogReader,
+    Position,
+    decode_delivery,
+    drain,
+    encode_event,
+)
 from engine.events import Event
 
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
@@ -48,6 +56,7 @@ class KafkaEventLog(EventLog):
         self._client_id = client_id
         self._producer: KafkaProducer | None = None
         self._meta: KafkaConsumer | None = None
+        self._adhoc: KafkaLogReader | None = None
         # One producer per log, shared by threads; the metadata consumer is not thread-safe.
         self._lock = threading.Lock()
 
@@ -124,6 +133,20 @@ class KafkaEventLog(EventLog):
             raise _translate(e, "reading end offsets") from e
         return {tp.partition: off for tp, off in ends.items()}
 
+    def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
+        """Like the port's, but on one reused consumer: a new one costs a bootstrap."""
+        stop = self.end_offsets()[partition] if end is None else end
+        if start >= stop:
+            return iter(())
+        with self._lock:
+            if self._adhoc is None:
+                self._adhoc = KafkaLogReader(common=self._client(), topic=self.topic,
+                                             start={partition: start})
+            else:
+                self._adhoc.reseek({partition: start})
+            records = list(drain(self._adhoc, partition, stop))
+        return iter(records)
+
     def reader(self, start: dict[int, int]) -> LogReader:
         return KafkaLogReader(common=self._client(), topic=self.topic, start=start)
 
@@ -135,6 +158,9 @@ class KafkaEventLog(EventLog):
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
+            if self._adhoc is not None:
+                self._adhoc.close()
+                self._adhoc = None
 
 
 def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
@@ -150,6 +176,14 @@ class KafkaLogReader(LogReader):
 
     def __init__(self, *, common: dict[str, Any], topic: str, start: dict[int, int]) -> None:
         self._consumer = _consumer(common, fetch_max_wait_ms=100, max_poll_records=5000)
+        self._tps = {p: TopicPartition(topic, p) for p in start}
+        self._consumer.assign(list(self._tps.values()))
+        for partition, offset in start.items():
+            self._consumer.seek(self._tps[partition], offset)
+
+    def reseek(self, start: dict[int, int]) -> None:
+        """Point this cursor at other partitions/offsets without reconnecting."""
+        topic = next(iter(self._tps.values())).topic
         self._tps = {p: TopicPartition(topic, p) for p in start}
         self._consumer.assign(list(self._tps.values()))
         for partition, offset in start.items():
