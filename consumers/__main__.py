@@ -1,0 +1,5 @@
+"""`python -m consumers` is `amber`."""
+
+from consumers.cli import main
+
+main()
