@@ -145,13 +145,13 @@ def test_racing_resumes_only_one_wins(cp: Checkpointer) -> None:
     app.start("t", {})
     barrier = threading.Barrier(2)
     outcomes: list[Any] = []
-    real_load = app.runner()._load  # both racers read the same head before either appends
+    real_load = app.runner().threads.load  # both racers read the same head before appending
 
     def racer(actor: str) -> None:
         runner = app.runner()
         cursor = real_load("t")
         barrier.wait()
-        runner._load = lambda _tid: cursor  # type: ignore[method-assign]
+        runner.threads.load = lambda _tid: cursor  # type: ignore[method-assign]
         try:
             outcomes.append(runner.resume("t", {"approved": True}, actor=actor).status)
         except ConflictError as e:

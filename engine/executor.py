@@ -1,0 +1,76 @@
+"""Runs one step of a thread: the user's node (with retries) or a control event.
+
+Shared by the inline runner and the workers, so a thread produces the same
+events whichever of them executes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from engine import interrupts, step
+from engine.chain import Draft
+from engine.context import NodeContext
+from engine.errors import StateValidationError
+from engine.faults import fault_point
+from engine.graph import CompiledGraph, NodeSpec
+
+log = logging.getLogger("amber.executor")
+
+
+def execute(graph: CompiledGraph, action: step.Action, frame: step.StepFrame) -> Draft:
+    """The draft of the event that `action` produces from `frame`'s head."""
+    if isinstance(action, step.Finish):
+        return step.finished(frame)
+    if isinstance(action, step.Pause):
+        return step.interrupted(frame, action.node, action.when, None, action.next, [])
+    assert isinstance(action, step.RunNode), action
+    return run_node(graph, graph.nodes[action.node], action, frame)
+
+
+def run_node(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
+             frame: step.StepFrame) -> Draft:
+    """Run the node, retrying per its policy; failures become NodeFailed drafts."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return _attempt(graph, spec, action, frame, attempt)
+        except StateValidationError as e:
+            return step.failed(frame, spec.name, e, attempt)  # loud, never retried
+        except Exception as e:  # the node's own failure: data for the log
+            if not spec.retry.should_retry(e, attempt):
+                log.warning("node failed", extra={"node": spec.name, "attempts": attempt,
+                                                  "thread_id": frame.view.thread_id})
+                return step.failed(frame, spec.name, e, attempt)
+            time.sleep(spec.retry.backoff_s(attempt))
+
+
+def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
+             frame: step.StepFrame, attempt: int) -> Draft:
+    schema, view = graph.schema, frame.view
+    ctx = NodeContext(thread_id=view.thread_id, seq=frame.seq, node=spec.name,
+                      attempt=attempt, decision=action.decision)
+    token = interrupts.enter(action.resumes)
+    try:
+        model = schema.load(view.state, node=spec.name)
+        update = spec.fn(model, ctx) if spec.takes_context else spec.fn(model)
+        fault_point(f"after_node:{spec.name}")
+    except interrupts.NodeInterrupt as ni:
+        return step.interrupted(frame, spec.name, "inside", ni.payload, spec.name,
+                                action.resumes)
+    finally:
+        interrupts.leave(token)
+    ops, state = schema.apply(view.state, _as_update(update, spec.name), node=spec.name)
+    nxt = step.route_after(graph, spec.name, schema.load(state, node=spec.name))
+    return step.completed(frame, spec.name, ops, state, nxt, ctx.recorded_io)
+
+
+def _as_update(update: Any, node: str) -> dict[str, Any] | None:
+    if update is None or isinstance(update, dict):
+        return update
+    raise StateValidationError(node=node, field=None,
+                               problem=f"a node must return a dict or None, got "
+                                       f"{type(update).__name__}")

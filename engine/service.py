@@ -1,0 +1,190 @@
+"""Thread commands on the ports: start, decide, edit — validated, appended, confirmed.
+
+Used by the inline runner (which then drives the thread) and by the HTTP API
+(which leaves driving to the workers). Every refusal raises a RunError
+subclass before anything is appended.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engine import step
+from engine.canonical import canonical_text
+from engine.chain import GENESIS_HASH, Draft, seal
+from engine.checkpointer import Checkpointer
+from engine.errors import (
+    CanonicalJSONError,
+    ConflictError,
+    GraphMismatchError,
+    InvalidDecisionError,
+    StaleInterruptError,
+    StateValidationError,
+    ThreadExistsError,
+    ThreadNotWaitingError,
+)
+from engine.eventlog import Position
+from engine.events import Event, EventType
+from engine.faults import fault_point
+from engine.graph import CompiledGraph
+from engine.ledger import ThreadView, advance
+from engine.race import first_writer_wins
+
+_REPEAT_WINDOW = 200  # how far back a retried decision is recognised
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cursor:
+    """The head of a thread as this process knows it."""
+
+    view: ThreadView
+    head: Event
+    position: Position | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decided:
+    cursor: Cursor
+    repeated: bool  # an identical decision was already recorded; nothing was appended
+
+
+class ThreadService:
+    """Start, decide and edit threads of one graph through a checkpointer's ports."""
+
+    def __init__(self, graph: CompiledGraph, cp: Checkpointer) -> None:
+        self.graph = graph
+        self.cp = cp
+
+    # --- reading -------------------------------------------------------------
+    def catch_up(self, thread_id: str) -> int:
+        """Wait until the projection holds everything logged so far on the thread's partition."""
+        partition = self.cp.log.partition_of(thread_id)
+        end = self.cp.log.end_offsets()[partition]
+        self.cp.projection.wait_for_offset(partition, end, timeout_s=self.cp.catchup_timeout_s)
+        return end
+
+    def load(self, thread_id: str) -> Cursor:
+        self.catch_up(thread_id)
+        view = self.cp.projection.require(thread_id)
+        if view.graph != self.graph.name:
+            raise GraphMismatchError(f"thread {thread_id!r} runs graph {view.graph!r}, "
+                                     f"not {self.graph.name!r}")
+        head = self.cp.projection.history(thread_id, after_seq=view.head.seq - 1, limit=1)[0]
+        return Cursor(view=view, head=head.event, position=head.position)
+
+    # --- commands ------------------------------------------------------------
+    def start(self, thread_id: str, input: dict[str, Any], *, actor: str | None,
+              mode: str) -> Cursor:
+        """Append ThreadStarted; ThreadExistsError if the thread has any accepted event."""
+        end = self.catch_up(thread_id)
+        if self.cp.projection.get_thread(thread_id) is not None:
+            raise ThreadExistsError(f"thread {thread_id!r} already exists")
+        ops, state = self.graph.schema.initial(input)
+        first = step.first_node(self.graph, self.graph.schema.load(state, node="__start__"))
+        draft = Draft(thread_id=thread_id, seq=0, type=EventType.THREAD_STARTED, node=None,
+                      occurred_at=self.cp.clock(), graph=self.graph.ref, delta=ops,
+                      state_after=state, with_snapshot=True, actor=actor,
+                      route={"next": first}, mode=mode)
+        partition = self.cp.log.partition_of(thread_id)
+        return self.append_confirmed(None, draft, since=Position(partition, end))
+
+    def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
+               reason: str | None = None) -> Decided:
+        """Append DecisionRecorded on the open interrupt (a repeat appends nothing)."""
+        try:
+            canonical_text(value)
+        except CanonicalJSONError as e:
+            raise InvalidDecisionError(f"decision value is not JSON: {e}") from e
+        cursor = self.load(thread_id)
+        if self.is_repeat(cursor, value, actor, interrupt_id):
+            return Decided(cursor=cursor, repeated=True)
+        self._check_waiting(cursor, interrupt_id)
+        draft = step.decision(self.frame(cursor), cursor.head, value, actor, reason)
+        return Decided(cursor=self.append_confirmed(cursor, draft), repeated=False)
+
+    def edit(self, thread_id: str, values: dict[str, Any], *, as_node: str | None,
+             actor: str | None, reason: str | None) -> Cursor:
+        """Append StateEdited: `values` through the reducers as `as_node`'s update."""
+        cursor = self.load(thread_id)
+        if as_node is not None and as_node not in self.graph.nodes:
+            raise StateValidationError(node=as_node, field=None, problem="no such node")
+        ops, state = self.graph.schema.apply(cursor.view.state, values,
+                                             node=as_node or "__edit__")
+        return self.append_confirmed(cursor, self._edit_draft(cursor, as_node, ops, state,
+                                                              actor, reason))
+
+    # --- appending -------------------------------------------------------------
+    def append(self, cursor: Cursor | None, draft: Draft) -> Cursor:
+        """Seal, append, wait for the ack; the new cursor."""
+        event = seal(draft, prev_hash=cursor.view.head.hash if cursor else GENESIS_HASH)
+        fault_point("before_append")
+        position = self.cp.log.append([event])[0]
+        fault_point("after_append")
+        outcome = advance(cursor.view if cursor else None, event)
+        assert outcome.view is not None and outcome.rejection is None, outcome.rejection
+        return Cursor(view=outcome.view, head=event, position=position)
+
+    def append_confirmed(self, cursor: Cursor | None, draft: Draft, *,
+                         since: Position | None = None) -> Cursor:
+        """Append, then make sure no other writer got this seq first (ConflictError)."""
+        if since is None and cursor is not None and cursor.position is not None:
+            since = Position(cursor.position.partition, cursor.position.offset + 1)
+        new = self.append(cursor, draft)
+        assert new.position is not None
+        if since is not None and not first_writer_wins(self.cp.log, since, new.position,
+                                                       new.head, cursor.view.head if cursor
+                                                       else None):
+            raise ConflictError(f"another writer appended seq {new.head.seq} of thread "
+                                f"{new.head.thread_id!r} first; ours was rejected")
+        return new
+
+    # --- helpers -----------------------------------------------------------------
+    def frame(self, cursor: Cursor) -> step.StepFrame:
+        return step.StepFrame(graph=self.graph, view=cursor.view, occurred_at=self.cp.clock(),
+                              snapshot_every=self.cp.snapshot_every)
+
+    def is_repeat(self, cursor: Cursor, value: Any, actor: str,
+                  interrupt_id: str | None) -> bool:
+        """True if the last decision of this thread is this very one and nothing waits."""
+        if cursor.view.status == "interrupted":
+            return False
+        since = max(-1, cursor.view.head.seq - _REPEAT_WINDOW)
+        for cp in reversed(self.cp.projection.history(cursor.view.thread_id, after_seq=since,
+                                                      limit=_REPEAT_WINDOW + 1)):
+            event = cp.event
+            if event.type is EventType.DECISION_RECORDED:
+                same_id = interrupt_id is None or interrupt_id == event.causation_id
+                return same_id and event.actor == actor and \
+                    step.resumes_of(event)[-1:] == [value]
+        return False
+
+    def _check_waiting(self, cursor: Cursor, interrupt_id: str | None) -> None:
+        open_ = cursor.view.interrupt
+        if cursor.view.status != "interrupted" or open_ is None:
+            raise ThreadNotWaitingError(
+                f"thread {cursor.view.thread_id!r} is {cursor.view.status}, not waiting")
+        if interrupt_id is not None and interrupt_id != open_.id:
+            raise StaleInterruptError(f"interrupt {interrupt_id!r} is not the open one "
+                                      f"({open_.id!r})")
+
+    def _edit_draft(self, cursor: Cursor, as_node: str | None, ops: list[Any],
+                    state: dict[str, Any], actor: str | None, reason: str | None) -> Draft:
+        open_ = cursor.view.interrupt
+        if as_node is None:
+            nxt = step.route_of(cursor.head)
+        else:
+            nxt = step.route_after(self.graph, as_node, self.graph.schema.load(state, node=as_node))
+        closes = open_ is not None and as_node is not None and open_.node == as_node
+        return self.frame(cursor).draft(EventType.STATE_EDITED, as_node, ops, state, actor=actor,
+                                        reason=reason, route={"next": nxt},
+                                        causation_id=open_.id if closes and open_ else None)
+
+
+def interrupt_dict(view: ThreadView) -> dict[str, Any] | None:
+    """The open interrupt as plain data (payload parsed)."""
+    if view.interrupt is None or view.status != "interrupted":
+        return None
+    i = view.interrupt
+    return {"id": i.id, "node": i.node, "when": i.when, "payload": json.loads(i.payload)}
