@@ -17,7 +17,9 @@ class AmberCheckpointer:
     """Factories only: the object they return is a plain engine Checkpointer."""
 
     @staticmethod
-    def from_settings(settings: Settings, *, ensure_topic: bool = True) -> Checkpointer:
+    def from_settings(settings: Settings, *, ensure_topic: bool = True,
+                      role: str = "runner") -> Checkpointer:
+        """`role` names the PostgreSQL connections (application_name amber-<role>)."""
         from engine.eventlog_kafka import KafkaEventLog
         from projector.reader import PostgresProjectionReader
 
@@ -25,7 +27,8 @@ class AmberCheckpointer:
                             partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s)
         if ensure_topic:
             log.ensure_topic()
-        reader = PostgresProjectionReader(settings.database_url, topic=settings.events_topic)
+        reader = PostgresProjectionReader(_named(settings.database_url, f"amber-{role}"),
+                                          topic=settings.events_topic)
         return Checkpointer(log=log, projection=reader,
                             catchup_timeout_s=settings.catchup_timeout_s,
                             snapshot_every=settings.snapshot_every, on_close=reader.close)
@@ -44,3 +47,9 @@ class AmberCheckpointer:
 def default_checkpointer() -> Checkpointer:
     """Entry point `amber.checkpointer:default`: settings from AMBER_* variables."""
     return AmberCheckpointer.from_env()
+
+
+def _named(url: str, application_name: str) -> str:
+    """The URL with application_name set, so pg_stat_activity shows who holds what."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}application_name={application_name}"

@@ -40,16 +40,26 @@ def _fail(e: Exception) -> typer.Exit:
 def start(graph: Annotated[str, typer.Argument(help="MODULE:ATTR of a compiled graph")],
           thread: Annotated[str, typer.Option("--thread", "-t", help="thread id")],
           input: Annotated[str, typer.Option("--input", "-i", help="JSON input")] = "{}",
-          actor: Annotated[str | None, typer.Option(help="who starts it")] = None) -> None:
+          actor: Annotated[str | None, typer.Option(help="who starts it")] = None,
+          on_workers: Annotated[bool, typer.Option("--on-workers", help="hand the thread to "
+                                                   "`amber worker` instead of running it here")]
+          = False) -> None:
     """Start a thread and run it inline until it completes or is interrupted."""
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import load_graph
     from engine.errors import AmberError
+    from engine.service import ThreadService
 
     values = _json_arg(input, "--input")
     try:
         cp = AmberCheckpointer.from_env()
-        _print_result(load_graph(graph).start(thread, values, actor=actor, checkpointer=cp))
+        compiled = load_graph(graph)
+        if on_workers:
+            cursor = ThreadService(compiled, cp).start(thread, values, actor=actor, mode="worker")
+            typer.echo(json.dumps({"thread_id": thread, "status": "running", "seq": 0,
+                                   "mode": cursor.view.mode}, indent=2))
+            return
+        _print_result(compiled.start(thread, values, actor=actor, checkpointer=cp))
     except AmberError as e:
         raise _fail(e) from None
 
@@ -108,3 +118,29 @@ def _graph_name(cp: Any, thread_id: str) -> str:
     if view is None:
         raise ThreadNotFoundError(thread_id)
     return str(view.graph)
+
+
+@app.command()
+def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of compiled graphs")],
+           group: Annotated[str | None, typer.Option(help="consumer group (default: derived "
+                                                      "from the graph names)")] = None) -> None:
+    """Run a worker: execute the next step of worker threads of GRAPHS, until SIGTERM."""
+    import logging
+
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import load_graph
+    from consumers.worker import Worker, group_id_for, install_signal_handlers
+    from engine.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    compiled = {g.name: g for g in (load_graph(ref) for ref in graphs)}
+    cp = AmberCheckpointer.from_settings(settings, role="worker")
+    chosen = group or group_id_for(compiled, settings.topic_prefix)
+    w = Worker(graphs=compiled, cp=cp, bootstrap=settings.kafka_bootstrap, group=chosen)
+    install_signal_handlers(w)
+    typer.echo(f"worker in group {chosen} serving {sorted(compiled)}", err=True)
+    try:
+        w.run()
+    finally:
+        cp.close()

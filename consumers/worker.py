@@ -1,0 +1,165 @@
+"""`amber worker`: a Kafka consumer group that executes the next step of worker threads.
+
+The loop is poll → load cold threads from the projection → apply the
+acceptance rule → run one step per runnable thread → append all resulting
+events in one pipelined flush (acks=all) → commit the consumed offsets.
+Offsets are committed only after the produced events are acknowledged, so a
+crash re-delivers and the acceptance rule drops any duplicate it produces.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from engine.checkpointer import Checkpointer
+from engine.dispatch import Dispatcher
+from engine.eventlog import Delivery, Position, decode_delivery
+from engine.graph import CompiledGraph
+from engine.projection import ProjectionReader
+
+log = logging.getLogger("amber.worker")
+
+
+def group_id_for(graphs: dict[str, CompiledGraph], prefix: str) -> str:
+    """Workers serving the same graphs share a group; others read the log independently."""
+    return f"{prefix}.workers.{'+'.join(sorted(graphs))}"
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    polled: int = 0
+    steps: int = 0
+    batches: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker.revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.worker.assigned({tp.partition for tp in assigned})
+
+
+class Worker:
+    """One member of the worker group for a set of graphs."""
+
+    def __init__(self, *, graphs: dict[str, CompiledGraph], cp: Checkpointer, bootstrap: str,
+                 group: str, poll_ms: int = 20, max_records: int = 2000) -> None:
+        self.cp = cp
+        self.group = group
+        self.dispatcher = Dispatcher(graphs, clock=cp.clock, snapshot_every=cp.snapshot_every)
+        self.stats = WorkerStats()
+        self._poll_ms, self._max_records = poll_ms, max_records
+        self._catch_up_to: dict[int, int] = {}
+        self._owned: set[int] = set()
+        self._stopping = False
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+            auto_offset_reset="earliest", metrics_enabled=False, fetch_max_wait_ms=poll_ms,
+            max_poll_records=max_records, client_id=f"amber-worker-{group}")
+        self._consumer.subscribe([cp.log.topic], listener=_Rebalance(self))
+
+    # --- rebalance -------------------------------------------------------------
+    def assigned(self, partitions: set[int]) -> None:
+        """New partitions: cold threads wait until the projection has what the last owner wrote."""
+        ends = self.cp.log.end_offsets()
+        self._catch_up_to.update({p: ends[p] for p in partitions})
+        self._owned |= partitions
+        log.info("partitions assigned", extra={"partitions": sorted(partitions)})
+
+    def revoked(self, partitions: set[int]) -> None:
+        self._owned -= partitions
+        stale = {t for t in self.dispatcher.threads if self.cp.log.partition_of(t) in partitions}
+        self.dispatcher.forget(stale)
+
+    # --- the loop ----------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self, *, until: Callable[[], bool] | None = None) -> None:
+        """Process batches until SIGTERM/stop() (or `until()` is true); then leave the group."""
+        try:
+            while not self._stopping and not (until and until()):
+                self.run_once()
+        finally:
+            self._consumer.close()
+
+    def run_once(self) -> int:
+        """One poll → step → append → commit cycle; the number of steps appended."""
+        batch = self._poll()
+        for delivery in batch:
+            self._observe(delivery)
+        events = self.dispatcher.step_all()
+        if events:
+            self.cp.log.append(events)  # one pipelined flush, every event acked
+            self.dispatcher.appended(events)
+        if batch:
+            self._commit(batch)
+        self.dispatcher.forget_halted()
+        self.stats.steps += len(events)
+        self.stats.batches += 1
+        return len(events)
+
+    def _poll(self) -> list[Delivery]:
+        records = self._consumer.poll(timeout_ms=self._poll_ms, max_records=self._max_records)
+        out = [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
+               for tp in sorted(records, key=lambda t: t.partition) for r in records[tp]]
+        self.stats.polled += len(out)
+        return out
+
+    def _observe(self, delivery: Delivery) -> None:
+        event = delivery.event
+        if event is None:
+            log.warning("undecodable record skipped", extra={"partition": delivery.position.partition,
+                                                              "offset": delivery.position.offset})
+            return
+        if not self.dispatcher.serves(event):
+            return
+        if event.seq > 0 and not self.dispatcher.knows(event.thread_id):
+            self._load_cold(event.thread_id, delivery.position)
+        self.dispatcher.observe(event)
+
+    def _load_cold(self, thread_id: str, position: Position) -> None:
+        reader: ProjectionReader = self.cp.projection
+        target = max(position.offset, self._catch_up_to.get(position.partition, 0))
+        reader.wait_for_offset(position.partition, target, timeout_s=self.cp.catchup_timeout_s)
+        view = reader.get_thread(thread_id)
+        if view is None:
+            return  # never started as far as the projection knows: the event will be rejected
+        head = reader.history(thread_id, after_seq=view.head.seq - 1, limit=1)[0]
+        self.dispatcher.seed(view, head.event)
+
+    def _commit(self, batch: list[Delivery]) -> None:
+        last: dict[int, int] = {}
+        for d in batch:
+            last[d.position.partition] = max(last.get(d.position.partition, -1), d.position.offset)
+        offsets = {TopicPartition(self.cp.log.topic, p): OffsetAndMetadata(o + 1, "", -1)
+                   for p, o in last.items() if p in self._owned}
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as e:  # a rebalance took the partition: the new owner re-reads
+            log.warning("offset commit failed", extra={"error": repr(e)})
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """SIGTERM/SIGINT finish the current batch (appends and commit), then leave the group."""
+
+    def handler(signum: int, frame: Any) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

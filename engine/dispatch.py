@@ -1,0 +1,109 @@
+"""The worker's brain: which threads are runnable, and one step for each.
+
+Fed the events of its partitions in log order, it applies the acceptance rule
+per thread (so it never advances a thread from a rejected event), remembers
+each thread's head, and runs one step for every thread whose head makes a
+node runnable. I/O (consumer group, projection loads, appends, commits) is
+the shell's job (consumers/worker.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine import step
+from engine.acceptance import Rejection
+from engine.chain import seal
+from engine.events import Event
+from engine.executor import execute
+from engine.graph import CompiledGraph
+from engine.ledger import ThreadView, advance
+
+WORKER_MODE = "worker"
+
+
+@dataclass(slots=True)
+class _Thread:
+    view: ThreadView
+    head: Event
+    acted_seq: int  # the head seq this worker already produced a step for
+
+
+class Dispatcher:
+    """Runnable-thread bookkeeping for one worker process."""
+
+    def __init__(self, graphs: dict[str, CompiledGraph], *, clock: Callable[[], int],
+                 snapshot_every: int) -> None:
+        self.graphs = graphs
+        self.clock = clock
+        self.snapshot_every = snapshot_every
+        self.threads: dict[str, _Thread] = {}
+        self.foreign: Counter[str] = Counter()  # events of graphs this worker does not serve
+        self.rejected = 0
+
+    def serves(self, event: Event) -> bool:
+        if event.graph.name in self.graphs:
+            return True
+        self.foreign[event.graph.name] += 1
+        return False
+
+    def knows(self, thread_id: str) -> bool:
+        return thread_id in self.threads
+
+    def seed(self, view: ThreadView, head: Event) -> None:
+        """A cold thread's head as the projection has it (nothing acted on yet)."""
+        self.threads[view.thread_id] = _Thread(view=view, head=head, acted_seq=-1)
+
+    def observe(self, event: Event) -> None:
+        """Apply one logged event of a served graph, in log order."""
+        known = self.threads.get(event.thread_id)
+        outcome = advance(known.view if known else None, event)
+        if outcome.rejection is None and outcome.view is not None:
+            acted = known.acted_seq if known else -1
+            self.threads[event.thread_id] = _Thread(view=outcome.view, head=event,
+                                                    acted_seq=acted)
+        elif outcome.rejection is not Rejection.DUPLICATE:
+            self.rejected += 1
+
+    def step_all(self) -> list[Event]:
+        """One step for every runnable thread; the sealed events, not yet appended."""
+        out: list[Event] = []
+        for thread_id in list(self.threads):
+            event = self._step(self.threads[thread_id])
+            if event is not None:
+                out.append(event)
+        return out
+
+    def appended(self, events: list[Event]) -> None:
+        """The broker acknowledged these: their heads are acted on."""
+        for event in events:
+            known = self.threads.get(event.thread_id)
+            if known is not None:
+                known.acted_seq = max(known.acted_seq, event.seq - 1)
+
+    def forget_halted(self) -> None:
+        """Drop threads with nothing to run: a waiting thread costs no memory either."""
+        for thread_id in [t for t, s in self.threads.items() if self._halted(s)]:
+            del self.threads[thread_id]
+
+    def forget(self, thread_ids: set[str]) -> None:
+        for thread_id in thread_ids:
+            self.threads.pop(thread_id, None)
+
+    def _halted(self, s: _Thread) -> bool:
+        graph = self.graphs.get(s.view.graph)
+        return graph is None or s.view.mode != WORKER_MODE or \
+            isinstance(step.next_action(graph, s.view, s.head), step.Halt)
+
+    def _step(self, s: _Thread) -> Event | None:
+        graph = self.graphs.get(s.view.graph)
+        if graph is None or s.view.mode != WORKER_MODE or s.acted_seq >= s.head.seq:
+            return None
+        action = step.next_action(graph, s.view, s.head)
+        if isinstance(action, step.Halt):
+            return None
+        frame = step.StepFrame(graph=graph, view=s.view, occurred_at=self.clock(),
+                               snapshot_every=self.snapshot_every)
+        return seal(execute(graph, action, frame), prev_hash=s.view.head.hash)
