@@ -133,6 +133,7 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     from engine.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
     compiled = {g.name: g for g in (load_graph(ref) for ref in graphs)}
     cp = AmberCheckpointer.from_settings(settings, role="worker")

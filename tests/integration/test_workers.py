@@ -1,0 +1,113 @@
+"""Worker processes on the real stack: threads run to the interrupt, resume, survive a kill."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.acceptance import accepted_history
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+GRAPH = "examples.email_approval:graph"
+AMBER = [sys.executable, "-m", "consumers"]
+
+
+def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*AMBER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**settings_env, "AMBER_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "AMBER_GRAPHS": GRAPH, "AMBER_CATCHUP_TIMEOUT_S": "60"}
+
+
+@pytest.fixture
+def services(env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    subprocess.run([*AMBER, "db", "migrate"], env=env, cwd=ROOT, check=True,
+                   capture_output=True, timeout=60)
+    procs = [_spawn(env, "projector"), _spawn(env, "worker", GRAPH), _spawn(env, "worker", GRAPH)]
+    yield procs
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@pytest.fixture
+def service(env: dict[str, str]) -> Iterator[Any]:
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import load_graph
+    from engine.service import ThreadService
+    from engine.settings import Settings
+
+    cp = AmberCheckpointer.from_settings(Settings.from_env(env), role="test")
+    yield ThreadService(load_graph(GRAPH), cp)
+    cp.close()
+
+
+def _statuses(service: Any, threads: list[str]) -> dict[str, str]:
+    views = {t: service.cp.projection.get_thread(t) for t in threads}
+    return {t: (v.status if v else "missing") for t, v in views.items()}
+
+
+def _all(service: Any, threads: list[str], status: str) -> Callable[[], bool]:
+    return lambda: set(_statuses(service, threads).values()) == {status}
+
+
+def test_two_workers_run_threads_survive_a_kill_and_finish_once(
+        env: dict[str, str], services: list[subprocess.Popen[bytes]], service: Any) -> None:
+    threads = [f"wt-{i}" for i in range(40)]
+    for t in threads:
+        service.start(t, {"recipient": "x@example.com", "request": t}, actor="test",
+                      mode="worker")
+    _wait(_all(service, threads, "interrupted"), 90, "threads to reach the interrupt")
+    services[1].kill()  # SIGKILL one worker: the survivor must take its partitions
+    services[1].wait(10)
+    for t in threads:
+        service.decide(t, {"approved": True}, actor="alice")
+    _wait(_all(service, threads, "completed"), 120, "threads to complete on the survivor")
+    assert len(list(Path(env["AMBER_OUTBOX_DIR"]).iterdir())) == len(threads)
+    for t in threads:
+        events = [d.event for d in service.cp.log.read_thread(t) if d.event]
+        accepted = accepted_history(events).accepted
+        assert [e.seq for e in accepted] == list(range(len(accepted)))
+        ran = [(e.seq, e.node) for e in accepted if e.type == "NodeCompleted"]
+        assert len(ran) == len(set(ran)) == 3  # draft_email, human_review, send_email
+
+
+def test_sigterm_stops_a_worker_cleanly(env: dict[str, str],
+                                        services: list[subprocess.Popen[bytes]]) -> None:
+    worker = subprocess.Popen([*AMBER, "worker", GRAPH], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert worker.stderr is not None
+    seen = []
+    for _ in range(50):  # the banner comes once the signal handlers are installed
+        seen.append(worker.stderr.readline())
+        if "serving" in seen[-1]:
+            break
+    assert "serving ['email_approval']" in seen[-1], seen
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0  # finished its batch, committed, left the group
