@@ -41,9 +41,30 @@ def _check_postgres(url: str) -> None:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A prefix no other test uses, so each test has its own topics."""
-    return f"amber-test-{uuid.uuid4().hex[:12]}"
+def topic_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A prefix no other test uses, so each test has its own topics (deleted afterwards)."""
+    prefix = f"amber-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    if "stack" in request.fixturenames:
+        _delete_topics(request.getfixturevalue("stack").kafka_bootstrap, prefix)
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    except KafkaError:
+        return
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    except KafkaError:
+        pass  # best effort: a leftover topic costs disk, not correctness
+    finally:
+        admin.close()
 
 
 @pytest.fixture
