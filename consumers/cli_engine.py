@@ -89,7 +89,8 @@ def resume(thread_id: str,
 @app.command()
 def edit(thread_id: str,
          values: Annotated[str, typer.Option("--values", help="state update, as JSON")],
-         as_node: Annotated[str | None, typer.Option("--as-node", help="apply as this node")] = None,
+         as_node: Annotated[str | None, typer.Option("--as-node",
+                                                     help="apply as this node")] = None,
          actor: Annotated[str, typer.Option(help="who edits")] = "cli",
          reason: Annotated[str | None, typer.Option(help="why")] = None,
          graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default

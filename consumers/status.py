@@ -68,5 +68,6 @@ def as_json(ends: dict[int, int], groups: list[GroupStatus]) -> dict[str, Any]:
     return {"end_offsets": {str(p): o for p, o in ends.items()},
             "events": sum(ends.values()),
             "groups": [{"group": g.group, "kind": g.kind, "members": g.members,
-                        "lag": g.total_lag, "lag_by_partition": {str(p): v for p, v in g.lag.items()}}
+                        "lag": g.total_lag,
+                        "lag_by_partition": {str(p): v for p, v in g.lag.items()}}
                        for g in groups]}

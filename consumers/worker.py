@@ -124,8 +124,9 @@ class Worker:
     def _observe(self, delivery: Delivery) -> None:
         event = delivery.event
         if event is None:
-            log.warning("undecodable record skipped", extra={"partition": delivery.position.partition,
-                                                              "offset": delivery.position.offset})
+            where = delivery.position
+            log.warning("undecodable record skipped",
+                        extra={"partition": where.partition, "offset": where.offset})
             return
         if not self.dispatcher.serves(event):
             return

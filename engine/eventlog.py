@@ -6,10 +6,10 @@ semantics) and `eventlog_kafka.KafkaEventLog`. Both pass tests/contracts.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-import time
 
 from engine.errors import EventDecodeError, LogUnavailableError
 from engine.events import Event

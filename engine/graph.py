@@ -60,9 +60,9 @@ class Graph:
     def add_node(self, name: str | NodeFn, fn: NodeFn | None = None, *,
                  retry: RetryPolicy | None = None) -> Graph:
         if callable(name):
-            name, fn = name.__name__, name
-        if fn is None or not callable(fn):
-            raise GraphDefinitionError(f"node {name!r} needs a callable")
+            fn, name = name, name.__name__
+        if fn is None or not callable(fn) or not isinstance(name, str):
+            raise GraphDefinitionError(f"node {name!r} needs a name and a callable")
         if name in (START, END) or name in self._nodes:
             raise GraphDefinitionError(f"node name {name!r} is reserved or already used")
         takes_ctx = len(inspect.signature(fn).parameters) >= 2
@@ -92,8 +92,9 @@ class Graph:
         """Validate and freeze; raises GraphDefinitionError naming the problem."""
         before, after = frozenset(interrupt_before), frozenset(interrupt_after)
         _validate(self._nodes, self._edges, self._branches, before | after)
+        edges = {k: v[0] for k, v in self._edges.items()}
         return CompiledGraph(name=self.name, schema=StateSchema(self.state_model),
-                             nodes=dict(self._nodes), edges={k: v[0] for k, v in self._edges.items()},
+                             nodes=dict(self._nodes), edges=edges,
                              branches=dict(self._branches), interrupt_before=before,
                              interrupt_after=after, checkpointer=checkpointer)
 

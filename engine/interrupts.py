@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class NodeInterrupt(Exception):  # noqa: N818 — control flow, deliberately not "...Error"
+class NodeInterrupt(Exception):
     """Raised by `interrupt` when no decision is available yet."""
 
     def __init__(self, payload: Any) -> None:

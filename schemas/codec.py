@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.validation import ValidationError, validate
 
 from schemas.errors import (
     DecodeError,
@@ -37,14 +38,29 @@ class EventCodec:
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Serialize one event record; raises EncodeError if it does not fit."""
+        self._check(record)
         out = io.BytesIO()
         out.write(MARKER)
         out.write(self.current.fingerprint)
         try:
             schemaless_writer(out, self.current.parsed, record, strict_allow_default=True)
-        except (ValueError, TypeError, KeyError, AttributeError) as e:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
             raise EncodeError(f"event does not fit schema v{self.current.version}: {e}") from e
         return out.getvalue()
+
+    def _check(self, record: dict[str, Any]) -> None:
+        """Refuse what fastavro's writer would coerce (True or 1.5 written as the long 1).
+
+        The hash covers the exact values, so a coerced wire record would read back as
+        tampered. The boolean check is cheap (~25 µs); the second pass only builds the message.
+        """
+        if validate(record, self.current.parsed, raise_errors=False):
+            return
+        try:
+            validate(record, self.current.parsed, raise_errors=True)
+        except ValidationError as e:
+            raise EncodeError(f"event does not fit schema v{self.current.version}: {e}") from e
+        raise EncodeError(f"event does not fit schema v{self.current.version}")
 
     def writer_of(self, data: bytes) -> SchemaVersion:
         """The kept schema version that wrote these bytes."""
@@ -61,11 +77,13 @@ class EventCodec:
         writer = self.writer_of(data)
         body = io.BytesIO(data[HEADER_LEN:])
         try:
-            record: dict[str, Any] = schemaless_reader(body, writer.parsed, self.current.parsed)
+            record = schemaless_reader(body, writer.parsed, self.current.parsed)
         except EOFError as e:
             raise TruncatedEventError(f"event body truncated: {e}") from e
         except Exception as e:  # fastavro raises assorted types on corrupt bodies
             raise DecodeError(f"undecodable event body: {type(e).__name__}: {e}") from e
+        if not isinstance(record, dict):
+            raise DecodeError("event body is not a record")
         if body.read(1):
             raise DecodeError("trailing bytes after the event body")
         return record
