@@ -75,10 +75,11 @@ def resume(thread_id: str,
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import graph_for_thread
     from engine.errors import AmberError
+    from engine.settings import Settings
 
     decision = _json_arg(value, "--value")
     try:
-        cp = AmberCheckpointer.from_env()
+        cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False)
         app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
         _print_result(app_graph.resume(thread_id, decision, actor=actor,
                                        interrupt_id=interrupt_id, reason=reason, checkpointer=cp))
@@ -98,10 +99,11 @@ def edit(thread_id: str,
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import graph_for_thread
     from engine.errors import AmberError
+    from engine.settings import Settings
 
     update = _json_arg(values, "--values")
     try:
-        cp = AmberCheckpointer.from_env()
+        cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False)
         app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
         _print_result(app_graph.update_state(thread_id, update, as_node=as_node, actor=actor,
                                              reason=reason, checkpointer=cp))

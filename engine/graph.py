@@ -162,7 +162,14 @@ class CompiledGraph:
         self.edges, self.branches = edges, branches
         self.interrupt_before, self.interrupt_after = interrupt_before, interrupt_after
         self.checkpointer = checkpointer
-        self.ref = GraphRef(name=name, fingerprint=self._fingerprint())
+        self._ref: GraphRef | None = None
+
+    @property
+    def ref(self) -> GraphRef:
+        """Name + fingerprint, computed on first use: reading node sources costs start-up time."""
+        if self._ref is None:
+            self._ref = GraphRef(name=self.name, fingerprint=self._fingerprint())
+        return self._ref
 
     def _fingerprint(self) -> str:
         shape = {
