@@ -1,9 +1,12 @@
 """Backward-compatibility check: the current schema must read every kept version.
 
 Implements the Avro schema-resolution rules that matter for our envelope
-(records, enums, unions, primitive promotion) plus one rule of our own: a field
-added after v1 must be optional with default null, because null fields are left
-out of the hashed bytes and so old events keep their hashes.
+(records, enums, unions, primitive promotion) plus rules of our own, because the
+hash chain is computed over the decoded record and old events must keep their
+hashes: a field added after v1 must be optional with default null (null fields
+are left out of the hashed bytes), no field may be removed (its value would
+vanish from the hashed bytes), and only promotions that leave the JSON value
+unchanged are allowed (int→long, float→double; int→double would turn 3 into 3.0).
 """
 
 from __future__ import annotations
@@ -13,10 +16,7 @@ from typing import Any
 from schemas.errors import IncompatibleSchemaError
 from schemas.registry import SchemaVersion, kept_versions
 
-_PROMOTIONS = {
-    ("int", "long"), ("int", "float"), ("int", "double"), ("long", "float"),
-    ("long", "double"), ("float", "double"), ("string", "bytes"), ("bytes", "string"),
-}
+_PROMOTIONS = {("int", "long"), ("float", "double")}
 
 
 def _kind(schema: Any) -> str:
@@ -62,6 +62,9 @@ def _record(writer: dict[str, Any], reader: dict[str, Any], path: str) -> list[s
             out += _problems(written[field["name"]]["type"], field["type"], where)
         elif "default" not in field:
             out.append(f"{where}: added without a default")
+    kept = {f["name"] for f in reader["fields"]}
+    out += [f"{path}.{name}: removed, but old events hash its value"
+            for name in written if name not in kept]
     return out
 
 

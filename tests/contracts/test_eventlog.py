@@ -1,0 +1,224 @@
+"""The EventLog port contract, written once and run against every adapter.
+
+Backends: `memory` (InMemoryEventLog, the reference semantics) and `kafka`
+(KafkaEventLog on a fresh topic of the real broker). A test here states what
+any adapter must do; an adapter-specific fact belongs in its own test file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from engine.acceptance import Rejection, accepted_history
+from engine.errors import EventDecodeError
+from engine.eventlog import Delivery, EventLog, LogReader, Position, encode_event
+from engine.eventlog_memory import InMemoryEventLog
+from engine.events import Event
+from schemas.errors import EncodeError
+from tests.eventbuild import chain
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
+def log(request: pytest.FixtureRequest) -> Iterator[EventLog]:
+    if request.param == "memory":
+        memory = InMemoryEventLog(partitions=12)
+        yield memory
+        memory.close()
+    else:
+        yield request.getfixturevalue("kafka_log")
+
+
+def _same_partition(log: EventLog, count: int, prefix: str) -> list[str]:
+    """`count` thread ids that all live on one partition (so their records interleave)."""
+    by_partition: dict[int, list[str]] = {}
+    for i in itertools.count():
+        tid = f"{prefix}-{i}"
+        group = by_partition.setdefault(log.partition_of(tid), [])
+        group.append(tid)
+        if len(group) == count:
+            return group
+    raise AssertionError("unreachable")
+
+
+def _other_partition(log: EventLog, thread_id: str, prefix: str) -> str:
+    return next(f"{prefix}-{i}" for i in itertools.count()
+                if log.partition_of(f"{prefix}-{i}") != log.partition_of(thread_id))
+
+
+def _events(deliveries: list[Delivery]) -> list[Event | None]:
+    return [d.event for d in deliveries]
+
+
+def _poll(reader: LogReader, count: int) -> list[Delivery]:
+    """At least `count` deliveries, or whatever came within 60 bounded polls."""
+    got: list[Delivery] = []
+    for _ in range(60):
+        got += reader.poll(max_records=500, timeout_s=0.5)
+        if len(got) >= count:
+            break
+    return got
+
+
+def test_append_returns_positions_in_order_on_the_threads_partition(log: EventLog) -> None:
+    events = chain("t-order", 5)
+    partition = log.partition_of("t-order")
+    start = log.end_offsets()[partition]
+
+    positions = log.append(events)
+
+    assert positions == [Position(partition, start + i) for i in range(5)]
+
+
+def test_read_thread_returns_what_was_appended_in_order_and_only_that_thread(
+        log: EventLog) -> None:
+    a, b = _same_partition(log, 2, "t-read")
+    events_a, events_b = chain(a, 4), chain(b, 4)
+    positions_a = []
+    for ea, eb in zip(events_a, events_b, strict=True):  # interleaved on one partition
+        positions_a += log.append([ea])
+        log.append([eb])
+
+    deliveries = list(log.read_thread(a))
+
+    assert _events(deliveries) == events_a
+    assert [d.position for d in deliveries] == positions_a
+    assert all(d.key == a and d.error is None for d in deliveries)
+    assert [d.raw for d in deliveries] == [encode_event(e) for e in events_a]
+    assert list(log.read_thread("t-never-written")) == []
+
+
+def test_a_duplicate_append_keeps_both_records(log: EventLog) -> None:
+    # The log never deduplicates; the acceptance rule does, identically for every reader.
+    first, second = chain("t-dup", 2)
+
+    positions = log.append([first, second]) + log.append([second])
+
+    deliveries = list(log.read_thread("t-dup"))
+    assert _events(deliveries) == [first, second, second]
+    assert len(set(positions)) == 3
+    history = accepted_history(d.event for d in deliveries if d.event)
+    assert history.accepted == [first, second]
+    assert history.rejected == [(second, Rejection.DUPLICATE)]
+
+
+def test_concurrent_writers_each_keep_their_own_order(log: EventLog) -> None:
+    thread_ids = _same_partition(log, 4, "t-conc") + [f"t-conc-solo-{i}" for i in range(4)]
+    written = {tid: chain(tid, 25, writer=tid) for tid in thread_ids}
+    positions: dict[str, list[Position]] = {tid: [] for tid in thread_ids}
+    failures: list[BaseException] = []
+    start = threading.Barrier(len(thread_ids))
+
+    def writer(tid: str) -> None:
+        try:
+            start.wait(timeout=30)
+            for event in written[tid]:  # one at a time: each waits for its ack
+                positions[tid] += log.append([event])
+        except BaseException as e:  # collected, asserted in the test thread below
+            failures.append(e)
+
+    workers = [threading.Thread(target=writer, args=(tid,)) for tid in thread_ids]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+
+    assert failures == []
+    for tid in thread_ids:
+        offsets = [p.offset for p in positions[tid]]
+        assert offsets == sorted(offsets) and len(set(offsets)) == 25
+        assert _events(list(log.read_thread(tid))) == written[tid]
+    shared = log.partition_of(thread_ids[0])
+    assert [d.position.offset for d in log.read(shared)] == list(range(log.end_offsets()[shared]))
+
+
+def test_a_reader_resumes_exactly_at_a_position(log: EventLog) -> None:
+    events = chain("t-resume", 13)
+    positions = log.append(events[:10])
+    partition = positions[0].partition
+
+    reader = log.reader({partition: positions[4].offset})
+    try:
+        first = _poll(reader, 6)
+        log.append(events[10:])
+        then = _poll(reader, 3)
+        assert reader.positions() == {partition: positions[-1].offset + 4}
+    finally:
+        reader.close()
+
+    assert [d.position for d in first] == positions[4:]
+    assert _events(first) == events[4:10]
+    assert _events(then) == events[10:]  # a live tail: nothing skipped, nothing repeated
+
+
+def test_read_honours_its_start_and_end(log: EventLog) -> None:
+    events = chain("t-range", 8)
+    positions = log.append(events)
+    partition = positions[0].partition
+
+    middle = list(log.read(partition, positions[2].offset, positions[5].offset))
+    tail = list(log.read(partition, positions[6].offset))
+
+    assert _events(middle) == events[2:5]
+    assert _events(tail) == events[6:]
+    assert list(log.read(partition, positions[-1].offset + 1)) == []
+
+
+def test_undecodable_bytes_become_a_located_error_and_reading_goes_on(log: EventLog) -> None:
+    events = chain("t-bad", 3)
+    log.append(events[:1])
+    garbage = log.append_raw("t-bad", b"\x00 not an event")
+    truncated = log.append_raw("t-bad", encode_event(events[1])[:25])
+    log.append(events[1:])
+
+    deliveries = list(log.read_thread("t-bad"))
+    reader = log.reader({garbage.partition: garbage.offset})
+    try:
+        polled = _poll(reader, 4)
+    finally:
+        reader.close()
+
+    for seen in (deliveries[1:], polled):
+        bad = seen[:2]
+        assert [d.event for d in bad] == [None, None]
+        assert all(isinstance(d.error, EventDecodeError) for d in bad)
+        assert [(d.error.partition, d.error.offset) for d in bad if d.error] == [
+            (garbage.partition, garbage.offset), (truncated.partition, truncated.offset)]
+        assert bad[0].raw == b"\x00 not an event"
+        assert _events(seen[2:4]) == events[1:]
+    assert deliveries[0].event == events[0]
+
+
+def test_end_offsets_grow_by_the_number_appended(log: EventLog) -> None:
+    here = "t-ends"
+    there = _other_partition(log, here, "t-ends-other")
+    p_here, p_there = log.partition_of(here), log.partition_of(there)
+    before = log.end_offsets()
+
+    log.append(chain(here, 4))
+    log.append_raw(there, b"raw")
+    log.append_raw(there, b"raw")
+
+    after = log.end_offsets()
+    assert set(after) == set(range(log.partitions))
+    assert after[p_here] == before[p_here] + 4
+    assert after[p_there] == before[p_there] + 2
+    assert {p: o for p, o in after.items() if p not in (p_here, p_there)} == \
+        {p: o for p, o in before.items() if p not in (p_here, p_there)}
+
+
+def test_an_event_that_does_not_encode_is_refused_before_anything_is_written(
+        log: EventLog) -> None:
+    good, next_one = chain("t-invalid", 2)
+    bad = dataclasses.replace(next_one, seq="one")  # type: ignore[arg-type]
+    before = log.end_offsets()
+
+    with pytest.raises(EncodeError):
+        log.append([good, bad])
+
+    assert log.end_offsets() == before
+    assert list(log.read_thread("t-invalid")) == []

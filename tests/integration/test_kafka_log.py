@@ -1,0 +1,123 @@
+"""The Kafka adapter on a real broker: load, topic configuration, a dead broker."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from engine.acceptance import accepted_history
+from engine.errors import EventLogError, LogUnavailableError
+from engine.eventlog import Delivery
+from engine.eventlog_kafka import KafkaEventLog
+from engine.events import Event
+from tests.eventbuild import chain
+from tests.stack import Endpoints
+
+pytestmark = pytest.mark.integration
+
+THREADS = 50
+EVENTS_PER_THREAD = 20
+
+
+def test_1000_events_from_50_concurrent_threads_read_back_complete_and_chained(
+        kafka_log: KafkaEventLog) -> None:
+    written = {f"load-{i:02d}": chain(f"load-{i:02d}", EVENTS_PER_THREAD, writer=f"w{i}")
+               for i in range(THREADS)}
+    failures: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def writer(events: list[Event]) -> None:
+        try:
+            start.wait(timeout=30)
+            for event in events:  # durable before proceeding: each append waits for its ack
+                kafka_log.append([event])
+        except BaseException as e:  # collected, asserted in the test thread below
+            failures.append(e)
+
+    workers = [threading.Thread(target=writer, args=(events,)) for events in written.values()]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=90)
+    assert failures == []
+    assert sum(kafka_log.end_offsets().values()) == THREADS * EVENTS_PER_THREAD
+
+    by_thread: dict[str, list[Delivery]] = defaultdict(list)
+    for partition in range(kafka_log.partitions):
+        for delivery in kafka_log.read(partition):
+            by_thread[delivery.key or ""].append(delivery)
+
+    assert set(by_thread) == set(written)
+    for tid, events in written.items():
+        deliveries = by_thread[tid]
+        assert all(d.error is None for d in deliveries)
+        assert {d.position.partition for d in deliveries} == {kafka_log.partition_of(tid)}
+        read_back = [d.event for d in deliveries if d.event]
+        assert read_back == events, tid
+        history = accepted_history(read_back)
+        assert history.accepted == events and history.rejected == [], tid
+    sample = sorted(written)[::17]
+    for tid in sample:  # the per-thread read path agrees with the partition scan
+        assert [d.event for d in kafka_log.read_thread(tid)] == written[tid]
+
+
+def test_the_topic_has_12_partitions_and_never_expires(
+        kafka_log: KafkaEventLog, stack: Endpoints) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        described = admin.describe_topics([kafka_log.topic])
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, kafka_log.topic)])
+    finally:
+        admin.close()
+
+    assert len(described[0]["partitions"]) == 12
+    topic_config = configs["topic"][kafka_log.topic]
+    assert topic_config["retention.ms"]["value"] == "-1"
+    assert topic_config["cleanup.policy"]["value"] == "delete"
+
+
+def test_ensure_topic_is_idempotent(kafka_log: KafkaEventLog) -> None:
+    kafka_log.append(chain("t-idem", 1))
+
+    kafka_log.ensure_topic()
+
+    assert [d.event for d in kafka_log.read_thread("t-idem")] == chain("t-idem", 1)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("operation", ["append", "append_raw", "end_offsets", "reader",
+                                       "ensure_topic"])
+def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(operation: str) -> None:
+    dead = KafkaEventLog(bootstrap=f"127.0.0.1:{_closed_port()}", topic="amber-dead.events",
+                         ack_timeout_s=1.0)
+    calls: dict[str, Callable[[], object]] = {
+        "append": lambda: dead.append(chain("t-dead", 1)),
+        "append_raw": lambda: dead.append_raw("t-dead", b"x"),
+        "end_offsets": dead.end_offsets,
+        "reader": lambda: dead.reader({0: 0}),
+        "ensure_topic": dead.ensure_topic,
+    }
+    began = time.monotonic()
+    try:
+        with pytest.raises(EventLogError) as caught:
+            calls[operation]()
+    finally:
+        dead.close()
+
+    assert isinstance(caught.value, LogUnavailableError)
+    assert caught.value.retryable
+    assert time.monotonic() - began < 15  # bounded by the ack timeout, not kafka's 30 s default
