@@ -100,7 +100,7 @@ def test_process_one_exits_at_the_interrupt_and_process_two_finishes(
     assert second["status"] == "completed"
     assert len(_outbox(env)) == 1
 
-    history = _json(amber(env, "history", thread, "--json"))
+    history = _json(amber(env, "history", thread, "--json"))["events"]
     steps = [(h["type"], h.get("node"), h.get("actor")) for h in history]
     assert steps == [("ThreadStarted", None, None), ("NodeCompleted", "draft_email", None),
                      ("Interrupted", "human_review", None),
@@ -128,7 +128,7 @@ def test_crash_after_send_before_ack_sends_exactly_once(
                           "--actor", "alice"))
     assert retried["status"] == "completed"
     assert len(_outbox(env)) == 1  # the retry reused the idempotency key: no second email
-    history = _json(amber(env, "history", "tx-crash", "--json"))
+    history = _json(amber(env, "history", "tx-crash", "--json"))["events"]
     assert [h["type"] for h in history].count("DecisionRecorded") == 1
 
 
