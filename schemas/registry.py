@@ -32,7 +32,9 @@ def _load(version: int, text: str) -> SchemaVersion:
     raw = json.loads(text)
     # fastavro's hex is already the little-endian byte order the spec writes.
     fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(raw), "CRC-64-AVRO"))
-    parsed = parse_schema(raw, _write_hint=False, _force=True)
+    # The write hint marks the schema as parsed: without it fastavro parses it again on
+    # every read and write, which made decoding ~3x slower.
+    parsed = parse_schema(raw, _force=True)
     return SchemaVersion(version=version, raw=raw, parsed=parsed, fingerprint=fp)
 
 
