@@ -41,6 +41,7 @@ class WorkerStats:
     steps: int = 0
     batches: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    reported_at: float = field(default_factory=time.monotonic)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -112,7 +113,20 @@ class Worker:
         self.dispatcher.forget_halted()
         self.stats.steps += len(events)
         self.stats.batches += 1
+        self._report()
         return len(events)
+
+    def _report(self, every_s: float = 30.0) -> None:
+        """Log progress, and the graphs seen on the log that this worker does not serve."""
+        now = time.monotonic()
+        if now - self.stats.reported_at < every_s:
+            return
+        self.stats.reported_at = now
+        log.info("worker progress", extra={
+            "group": self.group, "steps": self.stats.steps, "polled": self.stats.polled,
+            "cached_threads": len(self.dispatcher.threads),
+            "rejected_events": self.dispatcher.rejected,
+            "foreign_graphs": dict(self.dispatcher.foreign)})
 
     def _poll(self) -> list[Delivery]:
         records = self._consumer.poll(timeout_ms=self._poll_ms, max_records=self._max_records)
