@@ -278,7 +278,8 @@ def _run_projector(settings: Settings, *, group: str, once: bool, rebuild: bool,
     from projector.runner import Projector, ProjectorConfig
 
     log = _event_log(settings)
-    config = ProjectorConfig(group=group, batch_size=batch_size, lock_wait_s=wait_lock)
+    config = ProjectorConfig(group=group, batch_size=batch_size, lock_wait_s=wait_lock,
+                             cache_size=max(100_000, 4 * batch_size))
     stop = _stop_on_signals()
     try:
         with Projector(log=log, database_url=settings.database_url, config=config,

@@ -6,10 +6,11 @@ power cut. A point may carry `@N` to fire on its N-th pass instead of the
 first (`after_pg_commit@3` dies right after the third commit). Points of the
 projector, in the order one batch passes them:
 
-    after_poll              records read and decoded, nothing written
+    after_poll              records read and decoded; nothing of this batch written
+                            (earlier batches may still be committing on the writer thread)
     after_checkpoints_copy  checkpoints sent inside the open transaction
     before_pg_commit        every row and position sent, transaction still open
-    after_pg_commit         committed; in-memory caches not updated yet
+    after_pg_commit         committed; not yet noted in memory, progress or logs
 
 Names of other components' points in the same variable are ignored here.
 """

@@ -53,11 +53,10 @@ class PostgresProjectionReader(ProjectionReader):
 
     def __init__(self, database_url: str, *, topic: str, group: str = DEFAULT_GROUP,
                  pool_size: int = 4, connect_timeout_s: float = 10.0) -> None:
-        # A waiter holds one connection to LISTEN and queries on another: at least 2.
         self.topic = topic
         self.group = group
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            database_url, min_size=1, max_size=max(pool_size, 2), open=True,
+            database_url, min_size=1, max_size=pool_size, open=True,
             timeout=connect_timeout_s, kwargs={"autocommit": True},
             name=f"amber-projection-{group}")
 
@@ -78,8 +77,8 @@ class PostgresProjectionReader(ProjectionReader):
             return conn.execute(query, params).fetchall()
 
     def get_thread(self, thread_id: str) -> ThreadView | None:
-        rows = self._all(f"{_THREADS} WHERE thread_id = %s", (thread_id,), "reading a thread")
-        return row_thread(rows[0]) if rows else None
+        with self._conn("reading a thread") as conn:
+            return _thread(conn, thread_id)
 
     def history(self, thread_id: str, *, after_seq: int = -1,
                 limit: int = 1000) -> list[Checkpoint]:
@@ -141,16 +140,19 @@ class PostgresProjectionReader(ProjectionReader):
 
     def projected_offsets(self) -> dict[int, int]:
         """Next unprojected offset per partition (partitions never read are absent)."""
-        rows = self._all("SELECT kafka_partition, next_offset FROM projector_positions "
-                         "WHERE group_id = %s AND topic = %s", (self.group, self.topic),
-                         "reading positions")
-        return {int(p): int(o) for p, o in rows}
+        with self._conn("reading positions") as conn:
+            return self._offsets(conn)
+
+    def _offsets(self, conn: psycopg.Connection[Any]) -> dict[int, int]:
+        rows = conn.execute("SELECT kafka_partition, next_offset FROM projector_positions "
+                            "WHERE group_id = %s AND topic = %s", (self.group, self.topic))
+        return {int(p): int(o) for p, o in rows.fetchall()}
 
     def wait_for(self, thread_id: str, seq: int, *, timeout_s: float) -> ThreadView:
         found: list[ThreadView] = []
 
-        def reached() -> bool:
-            view = self.get_thread(thread_id)
+        def reached(conn: psycopg.Connection[Any]) -> bool:
+            view = _thread(conn, thread_id)
             if view is not None and view.head.seq >= seq:
                 found.append(view)
             return bool(found)
@@ -167,20 +169,22 @@ class PostgresProjectionReader(ProjectionReader):
         `ends` is typically EventLog.end_offsets() taken after an append.
         Raises CatchUpTimeoutError after the deadline.
         """
-        def reached() -> bool:
-            done = self.projected_offsets()
+        def reached(conn: psycopg.Connection[Any]) -> bool:
+            done = self._offsets(conn)
             return all(done.get(p, 0) >= end for p, end in ends.items())
 
         self._await(reached, timeout_s, f"offsets {dict(ends)}")
 
-    def _await(self, reached: Callable[[], bool], timeout_s: float, what: str) -> None:
-        if reached():
-            return  # the common case costs one query and no listener
+    def _await(self, reached: Callable[[psycopg.Connection[Any]], bool], timeout_s: float,
+               what: str) -> None:
+        """Check `reached` on one connection, again at each projector commit, until the deadline."""
         deadline = time.monotonic() + timeout_s
         with self._conn("waiting for the projection") as conn:
+            if reached(conn):
+                return  # the common case: one query, no LISTEN
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
             try:
-                while not reached():  # checked after LISTEN: no commit slips between
+                while not reached(conn):  # checked after LISTEN: no commit slips between
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise CatchUpTimeoutError(
@@ -190,6 +194,11 @@ class PostgresProjectionReader(ProjectionReader):
                         pass
             finally:
                 conn.execute(f"UNLISTEN {NOTIFY_CHANNEL}")
+
+
+def _thread(conn: psycopg.Connection[Any], thread_id: str) -> ThreadView | None:
+    row = conn.execute(f"{_THREADS} WHERE thread_id = %s", (thread_id,)).fetchone()
+    return None if row is None else row_thread(row)
 
 
 def _fold_like_ledger(state: State, delta_text: str) -> State:

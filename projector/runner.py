@@ -29,6 +29,8 @@ log = logging.getLogger("amber.projector")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProjectorConfig:
+    """How one projector instance runs; `group` names its positions and its lock."""
+
     group: str = DEFAULT_GROUP
     batch_size: int = 5000  # records per PostgreSQL transaction, at most
     poll_timeout_s: float = 0.5
@@ -69,7 +71,11 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class ViewCache:
-    """Committed thread views, least recently used evicted first."""
+    """Thread views as of the last folded batch (committed or still being committed).
+
+    Least recently used first out; never holds a view newer than what the
+    folding thread has produced, and is cleared whenever a session restarts.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity

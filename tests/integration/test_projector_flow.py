@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,19 @@ def test_event_with_a_nul_character_is_dead_lettered_not_altered(
     assert reader.get_thread("nul") == rebuild(w.events)
 
 
+def test_nul_inside_json_is_kept_exactly_and_only_the_jsonb_copy_is_dropped(
+        kafka_log: EventLog, pg_url: str, projector: Projector,
+        reader: PostgresProjectionReader) -> None:
+    w = ThreadWriter("nul-json")
+    w.start(note="a\x00b")  # escaped as \u0000 in JSON text: storable, but not as jsonb
+    kafka_log.append(w.events)
+    projector.catch_up()
+    [(state, text)] = query(pg_url, "SELECT state, state_text FROM threads")
+    assert state is None and json.loads(text) == w.state
+    assert reader.get_thread("nul-json") == rebuild(w.events)
+    assert [cp.event for cp in reader.history("nul-json")] == w.events
+
+
 def test_state_hash_mismatch_is_recorded_on_the_thread(
         kafka_log: EventLog, pg_url: str, projector: Projector) -> None:
     w = ThreadWriter("liar")
@@ -164,6 +178,20 @@ def test_get_state_at_every_seq_of_a_500_event_thread(
     for event in events:
         state = fold(state, event.ops())
         assert reader.get_state("long", event.seq) == state, f"seq {event.seq}"
+
+
+def test_list_threads_by_update_time(kafka_log: EventLog, pg_url: str, projector: Projector,
+                                     reader: PostgresProjectionReader) -> None:
+    t0 = 1_800_000_000_000_000
+    threads = [thread_events(f"time-{i}", 3, start_at=t0 + i * 60_000_000) for i in range(5)]
+    kafka_log.append([e for t in threads for e in t])
+    projector.catch_up()
+    updated = [t[-1].occurred_at for t in threads]
+    window = reader.list_threads(updated_after=updated[1], updated_before=updated[4])
+    assert [v.thread_id for v in window] == ["time-3", "time-2", "time-1"]
+    assert [v.thread_id for v in reader.list_threads(updated_after=updated[4] + 1)] == []
+    [(when,)] = query(pg_url, "SELECT updated_at FROM threads WHERE thread_id = 'time-0'")
+    assert when == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=updated[0])
 
 
 def test_reads_wait_for_a_projector_running_elsewhere(

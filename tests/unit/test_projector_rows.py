@@ -81,3 +81,10 @@ def test_sql_columns_match_the_row_mappings() -> None:
         declared = [line.split()[0] for line in body.splitlines()
                     if line.strip() and not line.strip().startswith(("PRIMARY", "--"))]
         assert [c for c in declared if c in columns] == list(columns), table
+
+
+def test_the_cli_default_group_is_the_projector_default() -> None:
+    from consumers.cli_projection import _DEFAULT_GROUP
+    from projector.store import DEFAULT_GROUP
+
+    assert _DEFAULT_GROUP == DEFAULT_GROUP

@@ -1,0 +1,193 @@
+"""Projector throughput on the real stack: project, rebuild, and decode-only; prints JSON.
+
+    eval "$(compose/stack up)"
+    .venv/bin/python bench/projector.py [--threads 5000 --events-per-thread 20]
+
+Writes threads x events (default 100k events, interleaved as concurrent
+threads would, snapshot every 10 events) to a fresh topic, then measures in
+this process:
+
+1. project: a fresh database, `Projector.catch_up()` from offset 0 to the end;
+2. rebuild: `Projector.rebuild()` on the same database (truncate + replay);
+3. decode_only: the same records polled and decoded with no PostgreSQL at all,
+   the ceiling the projector can reach while it is bound by decoding.
+
+Topic and database are dropped afterwards. Progress on stderr, JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as `python bench/projector.py`
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_DATABASE = "postgresql://amber:amber@127.0.0.1:5432/amber"
+
+
+def _say(message: str) -> None:
+    print(f"[bench/projector] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    wall_s: float
+    cpu_s: float  # of this process, all threads
+
+    def summary(self, items: int) -> dict[str, Any]:
+        return {"items": items, "wall_s": round(self.wall_s, 3),
+                "events_per_s": round(items / self.wall_s, 1),
+                "process_cpu_s": round(self.cpu_s, 3),
+                "process_cpu_us_per_event": round(1e6 * self.cpu_s / items, 2),
+                # what one uncontended core would do: the number to read on a busy machine
+                "events_per_process_cpu_s": round(items / self.cpu_s, 1)}
+
+
+def _timed(body: Callable[[], Any]) -> tuple[Any, Timed]:
+    c0, w0 = time.process_time(), time.perf_counter()
+    result = body()
+    return result, Timed(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0)
+
+
+@contextmanager
+def _fresh_database(admin_url: str) -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+
+    name = f"amber_bench_projector_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    finally:
+        _drop_database(admin_url, name)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    # An autovacuum worker (another role) may still be in the fresh database after
+    # 100k inserts; FORCE cannot end it, so try again for a while.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if time.monotonic() > deadline:
+                _say(f"could not drop database {name}; drop it by hand")
+                return
+            time.sleep(0.5)
+
+
+def _machine() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    return {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+            "versions": {d: version(d) for d in ("kafka-python", "psycopg", "fastavro")}}
+
+
+def _fill(log: Any, threads: int, per_thread: int, snapshot_every: int) -> int:
+    from tests.factories import interleaved, many_threads
+
+    total = 0
+    for start in range(0, threads, 500):  # build and send in slices to bound memory
+        count = min(500, threads - start)
+        events = interleaved(many_threads(count, per_thread, prefix=f"b{start}",
+                                          snapshot_every=snapshot_every))
+        for i in range(0, len(events), 5000):
+            log.append(events[i:i + 5000])
+        total += len(events)
+        _say(f"appended {total} events")
+    return total
+
+
+def _decode_only(log: Any) -> int:
+    ends = log.end_offsets()
+    reader = log.reader(dict.fromkeys(ends, 0))
+    seen = 0
+    try:
+        while any(reader.positions()[p] < end for p, end in ends.items()):
+            seen += len(reader.poll(max_records=5000, timeout_s=1.0))
+    finally:
+        reader.close()
+    return seen
+
+
+def _drop_topic(bootstrap: str, topic: str) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
+
+
+def run(threads: int, per_thread: int, snapshot_every: int, batch_size: int) -> dict[str, Any]:
+    from engine.eventlog_kafka import KafkaEventLog
+    from projector.runner import Projector, ProjectorConfig
+
+    bootstrap = os.environ.get("AMBER_KAFKA_BOOTSTRAP", DEFAULT_KAFKA)
+    admin_url = os.environ.get("AMBER_DATABASE_URL", DEFAULT_DATABASE)
+    topic = f"bench-projector-{uuid.uuid4().hex[:10]}.events"
+    log = KafkaEventLog(bootstrap=bootstrap, topic=topic, partitions=12)
+    log.ensure_topic()
+    try:
+        total = _fill(log, threads, per_thread, snapshot_every)
+        with _fresh_database(admin_url) as url:
+            config = ProjectorConfig(batch_size=batch_size)
+            with Projector(log=log, database_url=url, config=config) as p:
+                _say("projecting")
+                projected, t_project = _timed(p.catch_up)
+                _say("rebuilding")
+                rebuilt, t_rebuild = _timed(p.rebuild)
+        _say("decoding only")
+        decoded, t_decode = _timed(lambda: _decode_only(log))
+    finally:
+        log.close()
+        _drop_topic(bootstrap, topic)
+    assert projected.records == rebuilt.records == decoded == total
+    return {
+        "benchmark": "projector", "events": total, "threads": threads,
+        "events_per_thread": per_thread, "snapshot_every": snapshot_every,
+        "batch_size": batch_size,
+        "project": t_project.summary(projected.records),
+        "rebuild": t_rebuild.summary(rebuilt.records),
+        "decode_only": t_decode.summary(decoded),
+        "target_events_per_s": 10_000,
+        "machine": _machine(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=5000)
+    parser.add_argument("--events-per-thread", type=int, default=20)
+    parser.add_argument("--snapshot-every", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    args = parser.parse_args()
+    doc = run(args.threads, args.events_per_thread, args.snapshot_every, args.batch_size)
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
