@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stack import Endpoints, StackUnavailableError, resolve
+from tests.stack import Endpoints, resolve
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -20,7 +20,7 @@ def stack() -> Endpoints:
         endpoints = resolve()
         _check_kafka(endpoints.kafka_bootstrap)
         _check_postgres(endpoints.database_url)
-    except (StackUnavailableError, OSError, Exception) as e:  # noqa: BLE001 — reported below
+    except Exception as e:  # any failure to reach the stack is reported below, never hidden
         if IN_CI:
             pytest.fail(f"real stack unavailable in CI: {e}", pytrace=False)
         pytest.skip(f"real stack unavailable: {e}")

@@ -74,9 +74,9 @@ def _runner_connections(env: dict[str, str]) -> int:
     import psycopg
 
     with psycopg.connect(env["AMBER_DATABASE_URL"]) as conn:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                           " AND pid <> pg_backend_pid() AND application_name LIKE 'amber-run%'"
-                           ).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND application_name LIKE 'amber-run%'").fetchone()
     return int(row[0]) if row else 0
 
 
