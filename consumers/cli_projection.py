@@ -167,7 +167,10 @@ def _print_timeline(view: ThreadView, events: list[Event], rejected: list[Any]) 
                       f"[red]{r.event.type}[/]", r.event.node or "", r.event.actor or "",
                       f"[red]REJECTED ({r.reason.value})[/] at {r.position.partition}/"
                       f"{r.position.offset}")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or in CI: 80 columns would fold every cell
+        console = Console(width=140)
+    console.print(table)
 
 
 @app.command()
