@@ -129,6 +129,10 @@ class Worker:
             "foreign_graphs": dict(self.dispatcher.foreign)})
 
     def _poll(self) -> list[Delivery]:
+        if not self._consumer.assignment():
+            # No partitions (group forming, topic gone): poll returns at once, so idle
+            # here instead of spinning a core.
+            time.sleep(self._poll_ms / 1000)
         records = self._consumer.poll(timeout_ms=self._poll_ms, max_records=self._max_records)
         out = [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
                for tp in sorted(records, key=lambda t: t.partition) for r in records[tp]]

@@ -102,12 +102,16 @@ def test_sigterm_stops_a_worker_cleanly(env: dict[str, str],
                                         services: list[subprocess.Popen[bytes]]) -> None:
     worker = subprocess.Popen([*AMBER, "worker", GRAPH], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert worker.stderr is not None
-    seen = []
-    for _ in range(50):  # the banner comes once the signal handlers are installed
-        seen.append(worker.stderr.readline())
-        if "serving" in seen[-1]:
-            break
-    assert "serving ['email_approval']" in seen[-1], seen
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(30) == 0  # finished its batch, committed, left the group
+    try:
+        assert worker.stderr is not None
+        seen = []
+        for _ in range(50):  # the banner comes once the signal handlers are installed
+            seen.append(worker.stderr.readline())
+            if "serving" in seen[-1]:
+                break
+        assert "serving ['email_approval']" in seen[-1], seen
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0  # finished its batch, committed, left the group
+    finally:
+        if worker.poll() is None:
+            worker.kill()
