@@ -165,8 +165,11 @@ class KafkaEventLog(EventLog):
 
 def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
     try:
+        # A fresh consumer's first poll otherwise sleeps retry_backoff_ms (100) up to
+        # twice while metadata loads: measured 90 ms of a cold `amber resume`.
+        options = {"retry_backoff_ms": 10, **extra}
         return KafkaConsumer(group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", **common, **extra)
+                             auto_offset_reset="earliest", **common, **options)
     except KafkaError as e:
         raise _translate(e, "connecting a consumer") from e
 

@@ -15,6 +15,8 @@ from engine.events import Event
 def first_writer_wins(log: EventLog, since: Position, ours: Position, event: Event,
                       head: Head | None) -> bool:
     """True iff `event` (at `ours`) is accepted given the records from `since` on."""
+    if since.offset >= ours.offset:
+        return True  # nothing was appended to the partition between the head and ours
     current = head or Head()
     for delivery in log.read(since.partition, since.offset, ours.offset + 1):
         other = delivery.event

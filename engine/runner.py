@@ -81,13 +81,28 @@ class InlineRunner:
             action = step.next_action(self.graph, cursor.view, cursor.head)
             if isinstance(action, step.Halt):
                 break
-            draft = execute(self.graph, action, self.threads.frame(cursor))
+            pending = self._pending(cursor, action)
             if confirm:
-                cursor = self.threads.append_confirmed(cursor, draft)
+                cursor = self.threads.commit_confirmed(cursor, pending)[-1]
             else:
-                cursor = self.threads.append(cursor, draft)
+                cursor = self.threads.commit(pending)[-1]
             confirm = False
         return self._result(cursor)
+
+    def _pending(self, cursor: Cursor, action: step.Action) -> list[Cursor]:
+        """The step's event, plus the control event after it when no node runs in between.
+
+        Interrupted and ThreadCompleted follow a step without running user code,
+        so appending them in the same flush keeps "durable before the next node"
+        and saves one broker round trip per interrupt and per completion.
+        """
+        first = self.threads.seal_next(cursor, execute(self.graph, action,
+                                                       self.threads.frame(cursor)))
+        follow = step.next_action(self.graph, first.view, first.head)
+        if not isinstance(follow, step.Pause | step.Finish):
+            return [first]
+        draft = execute(self.graph, follow, self.threads.frame(first))
+        return [first, self.threads.seal_next(first, draft)]
 
     @staticmethod
     def _result(cursor: Cursor) -> RunResult:

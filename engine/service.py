@@ -8,7 +8,7 @@ subclass before anything is appended.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import step
@@ -42,6 +42,7 @@ class Cursor:
     view: ThreadView
     head: Event
     position: Position | None
+    projected_end: int = 0  # partition offset below which the projection had everything
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,13 +67,13 @@ class ThreadService:
         return end
 
     def load(self, thread_id: str) -> Cursor:
-        self.catch_up(thread_id)
+        end = self.catch_up(thread_id)
         view = self.cp.projection.require(thread_id)
         if view.graph != self.graph.name:
             raise GraphMismatchError(f"thread {thread_id!r} runs graph {view.graph!r}, "
                                      f"not {self.graph.name!r}")
         head = self.cp.projection.history(thread_id, after_seq=view.head.seq - 1, limit=1)[0]
-        return Cursor(view=view, head=head.event, position=head.position)
+        return Cursor(view=view, head=head.event, position=head.position, projected_end=end)
 
     # --- commands ------------------------------------------------------------
     def start(self, thread_id: str, input: dict[str, Any], *, actor: str | None,
@@ -116,29 +117,50 @@ class ThreadService:
                                                               actor, reason))
 
     # --- appending -------------------------------------------------------------
-    def append(self, cursor: Cursor | None, draft: Draft) -> Cursor:
-        """Seal, append, wait for the ack; the new cursor."""
+    @staticmethod
+    def seal_next(cursor: Cursor | None, draft: Draft) -> Cursor:
+        """The cursor after `draft`, sealed and folded but not yet appended (no I/O)."""
         event = seal(draft, prev_hash=cursor.view.head.hash if cursor else GENESIS_HASH)
-        fault_point("before_append")
-        position = self.cp.log.append([event])[0]
-        fault_point("after_append")
         outcome = advance(cursor.view if cursor else None, event)
         assert outcome.view is not None and outcome.rejection is None, outcome.rejection
-        return Cursor(view=outcome.view, head=event, position=position)
+        return Cursor(view=outcome.view, head=event, position=None,
+                      projected_end=cursor.projected_end if cursor else 0)
+
+    def commit(self, pending: list[Cursor]) -> list[Cursor]:
+        """Append the pending events in order in one flush; every one is acked on return."""
+        fault_point("before_append")
+        positions = self.cp.log.append([c.head for c in pending])
+        fault_point("after_append")
+        return [replace(c, position=p) for c, p in zip(pending, positions, strict=True)]
+
+    def append(self, cursor: Cursor | None, draft: Draft) -> Cursor:
+        """Seal, append, wait for the ack; the new cursor."""
+        return self.commit([self.seal_next(cursor, draft)])[-1]
 
     def append_confirmed(self, cursor: Cursor | None, draft: Draft, *,
                          since: Position | None = None) -> Cursor:
         """Append, then make sure no other writer got this seq first (ConflictError)."""
-        if since is None and cursor is not None and cursor.position is not None:
-            since = Position(cursor.position.partition, cursor.position.offset + 1)
-        new = self.append(cursor, draft)
-        assert new.position is not None
-        if since is not None and not first_writer_wins(self.cp.log, since, new.position,
-                                                       new.head, cursor.view.head if cursor
+        return self.commit_confirmed(cursor, [self.seal_next(cursor, draft)], since=since)[-1]
+
+    def commit_confirmed(self, base: Cursor | None, pending: list[Cursor], *,
+                         since: Position | None = None) -> list[Cursor]:
+        """commit(), then check the first pending event won its seq against other writers.
+
+        Records below the projected end were folded into the head we acted on, so
+        only records from there up to ours can have beaten us.
+        """
+        if since is None and base is not None and base.position is not None:
+            since = Position(base.position.partition,
+                             max(base.position.offset + 1, base.projected_end))
+        done = self.commit(pending)
+        first = done[0]
+        assert first.position is not None
+        if since is not None and not first_writer_wins(self.cp.log, since, first.position,
+                                                       first.head, base.view.head if base
                                                        else None):
-            raise ConflictError(f"another writer appended seq {new.head.seq} of thread "
-                                f"{new.head.thread_id!r} first; ours was rejected")
-        return new
+            raise ConflictError(f"another writer appended seq {first.head.seq} of thread "
+                                f"{first.head.thread_id!r} first; ours was rejected")
+        return done
 
     # --- helpers -----------------------------------------------------------------
     def frame(self, cursor: Cursor) -> step.StepFrame:
