@@ -7,6 +7,7 @@ compiled graph runs on Amber's log. Mistakes are caught at compile time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Hashable, Iterable
@@ -143,12 +144,25 @@ def _check_reachable(nodes: dict[str, NodeSpec], edges: dict[str, list[str]],
         raise GraphDefinitionError(f"unreachable node(s) from START: {unreachable}")
 
 
-def _code_hash(fn: Callable[..., Any]) -> str:
+@functools.lru_cache(maxsize=256)
+def _file_hash(path: str) -> str:
     try:
-        text = inspect.getsource(fn)
-    except (OSError, TypeError):
-        text = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        with open(path, "rb") as source:
+            return hashlib.sha256(source.read()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def _code_hash(fn: Callable[..., Any]) -> str:
+    """The node's name plus the bytes of the file defining it.
+
+    Coarser than the function's own source, but one read per file instead of a
+    tokenize per function: inspect.getsource cost ~30 ms of every cold resume.
+    """
+    code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
+    where = _file_hash(code.co_filename) if code is not None else "builtin"
+    name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return hashlib.sha256(f"{name}\n{where}".encode()).hexdigest()[:16]
 
 
 class CompiledGraph:
