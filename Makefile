@@ -37,8 +37,10 @@ test: lint
 test-heavy: install
 	$(BIN)/pytest -q -m heavy
 
+# Benchmarks print JSON; run as modules so bench/projector.py cannot shadow the package.
 bench: install
-	eval "$$(compose/stack up)" && for b in bench/*.py; do $(BIN)/python $$b; done
+	$(BIN)/pip install -q -e '.[bench]'
+	eval "$$(compose/stack up)" && for b in projector inline workers; do $(BIN)/python -m bench.$$b; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache outbox

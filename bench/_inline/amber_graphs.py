@@ -1,0 +1,85 @@
+"""The benchmark's graphs on Amber; the same shapes as bench/_inline/peer_langgraph.py.
+
+`linear` is a 20-node chain whose nodes append an int and bump a counter;
+`hitl` is draft → review → send with `interrupt_before=["review"]`.
+Importable as `bench._inline.amber_graphs:hitl` for `amber resume --graph`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+from pydantic import BaseModel
+
+from engine.context import NodeContext
+from engine.graph import END, START, CompiledGraph, Graph
+from engine.reducers import append
+
+NODES = 20
+
+
+class SeqState(BaseModel):
+    trace: Annotated[list[int], append] = []
+    count: int = 0
+
+
+def _seq_node(i: int) -> Any:
+    def node(state: SeqState) -> dict[str, Any]:
+        return {"trace": [i], "count": state.count + 1}
+    node.__name__ = f"n{i:02d}"
+    return node
+
+
+def linear_graph(nodes: int = NODES) -> CompiledGraph:
+    g = Graph(SeqState, name=f"bench_linear_{nodes}")
+    names = [f"n{i:02d}" for i in range(nodes)]
+    for i, name in enumerate(names):
+        g.add_node(name, _seq_node(i))
+    g.add_edge(START, names[0])
+    for a, b in itertools.pairwise(names):
+        g.add_edge(a, b)
+    g.add_edge(names[-1], END)
+    return g.compile()
+
+
+class HitlState(BaseModel):
+    request: str = ""
+    draft: str = ""
+    approved: bool | None = None
+    sent: str | None = None
+    audit: Annotated[list[str], append] = []
+
+
+def draft(state: HitlState) -> dict[str, Any]:
+    return {"draft": f"re: {state.request}", "audit": ["drafted"]}
+
+
+def review(state: HitlState, ctx: NodeContext) -> dict[str, Any]:
+    decision = ctx.decision if isinstance(ctx.decision, dict) else {}
+    approved = bool(decision.get("approved"))
+    return {"approved": approved, "audit": [f"review: {approved}"]}
+
+
+def send(state: HitlState) -> dict[str, Any]:
+    return {"sent": f"msg-{len(state.draft)}", "audit": ["sent"]}
+
+
+def route(state: HitlState) -> str:
+    return "send" if state.approved else "stop"
+
+
+def hitl_graph() -> CompiledGraph:
+    g = Graph(HitlState, name="bench_hitl")
+    g.add_node("draft", draft)
+    g.add_node("review", review)
+    g.add_node("send", send)
+    g.add_edge(START, "draft")
+    g.add_edge("draft", "review")
+    g.add_conditional_edges("review", route, {"send": "send", "stop": END})
+    g.add_edge("send", END)
+    return g.compile(interrupt_before=["review"])
+
+
+linear = linear_graph()
+hitl = hitl_graph()

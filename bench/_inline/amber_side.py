@@ -1,0 +1,175 @@
+"""The Amber side of bench/inline.py: inline runner on Kafka + the PostgreSQL projection.
+
+Started by bench/inline.py in its own interpreter, with AMBER_* pointing at a
+fresh topic prefix and database and an `amber projector` already running, and
+driven over stdin/stdout (one JSON command per line, see common.serve):
+
+    python -m bench._inline.amber_side [--nodes 20]
+
+Besides the timings of each chunk it reports where the wall time went, per
+port call (Kafka appends, Kafka metadata and read-back, PostgreSQL reads and
+catch-up waits), without touching the engine: the adapters' bound methods are
+wrapped on the instances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from bench._inline.common import run_items, serve, versions
+
+
+class PortTimer:
+    """Accumulates wall time and calls of wrapped methods, by label."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._depth = 0
+
+    def wrap(self, obj: Any, method: str, label: str) -> None:
+        inner: Callable[..., Any] = getattr(obj, method)
+
+        @functools.wraps(inner)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if self._depth:  # nested port calls count once, in the outer one
+                return inner(*args, **kwargs)
+            self._depth += 1
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.wall[label] += time.perf_counter() - t
+                self.calls[label] += 1
+                self._depth -= 1
+
+        setattr(obj, method, timed)
+
+    def take(self) -> dict[str, list[float]]:
+        """{label: [wall seconds, calls]} since the last take."""
+        out = {k: [self.wall[k], float(self.calls[k])] for k in self.wall}
+        self.wall.clear()
+        self.calls.clear()
+        return out
+
+
+def instrument(cp: Any) -> PortTimer:
+    timer = PortTimer()
+    timer.wrap(cp.log, "append", "kafka.append (send + wait for ack)")
+    timer.wrap(cp.log, "end_offsets", "kafka.end_offsets")
+    timer.wrap(cp.log, "read", "kafka.read (first-writer-wins read-back)")
+    for name in ("get_thread", "history", "projected_offset", "projected_offsets",
+                 "wait_for_offset", "wait_for_offsets"):
+        if hasattr(cp.projection, name):
+            timer.wrap(cp.projection, name, f"postgres.{name}")
+    return timer
+
+
+class AmberSide:
+    def __init__(self, nodes: int) -> None:
+        from bench._inline.amber_graphs import hitl, linear_graph
+        from consumers.checkpointer import AmberCheckpointer
+        from engine.settings import Settings
+
+        self.settings = Settings.from_env()
+        self.cp = AmberCheckpointer.from_settings(self.settings)
+        self.timer = instrument(self.cp)
+        self.nodes = nodes
+        self.linear = linear_graph(nodes)
+        self.hitl = hitl
+
+    def seq(self, thread: str) -> None:
+        res = self.linear.start(thread, {}, checkpointer=self.cp)
+        assert res.status == "completed" and res.state["count"] == self.nodes, res
+
+    def start(self, thread: str) -> None:
+        res = self.hitl.start(thread, {"request": f"refund {thread}"}, checkpointer=self.cp)
+        assert res.status == "interrupted", res
+
+    def resume(self, thread: str) -> None:
+        res = self.hitl.resume(thread, {"approved": True}, actor="bench@amber",
+                               checkpointer=self.cp)
+        assert res.status == "completed" and res.state["sent"], res
+
+    def timed(self, ids: list[str], body: Callable[[str], None]) -> dict[str, Any]:
+        self.timer.take()
+        out = run_items(ids, body)
+        out["ports"] = self.timer.take()
+        return out
+
+    def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        op, ids = cmd["op"], cmd.get("ids", [])
+        if op == "seq":
+            return self.timed(ids, self.seq)
+        if op == "hitl_start":
+            return self.timed(ids, self.start)
+        if op == "hitl_resume":
+            return self.timed(ids, self.resume)
+        if op == "hitl_both":
+            return self.timed(ids, lambda t: (self.start(t), self.resume(t)))
+        if op == "cold_threads":
+            return {"ids": self.cold_threads(ids)}
+        if op == "profile":
+            return self.profile(ids, cmd["out_dir"])
+        if op == "info":
+            return {"checkpointer": "consumers.checkpointer.AmberCheckpointer (KafkaEventLog "
+                                    "+ PostgresProjectionReader); `amber projector` running",
+                    "topic": self.settings.events_topic,
+                    "partitions": self.settings.partitions,
+                    "snapshot_every": self.settings.snapshot_every,
+                    "threads_in_process": sorted(t.name for t in threading.enumerate()),
+                    "versions": versions("amber", "kafka-python", "fastavro", "pydantic",
+                                         "psycopg", "psycopg-pool")}
+        raise ValueError(f"unknown op {op!r}")
+
+    def cold_threads(self, ids: list[str]) -> list[str]:
+        """Threads of the demo graph stopped at their interrupt, for cold `amber resume`s."""
+        from examples.email_approval import graph
+
+        for thread in ids:
+            res = graph.start(thread, {"recipient": "cfo@example.com", "request": "wire 1M"},
+                              checkpointer=self.cp)
+            assert res.status == "interrupted", res
+        # the projection must hold them before another process resumes them
+        self.cp.projection.wait_for_offsets(self.cp.log.end_offsets(), timeout_s=60)
+        return ids
+
+    def profile(self, ids: list[str], out_dir: str) -> dict[str, Any]:
+        """The sequential case again under pyinstrument; text + HTML reports."""
+        from pyinstrument import Profiler
+
+        prof = Profiler(interval=0.0002)
+        prof.start()
+        for thread in ids:
+            self.seq(thread)
+        prof.stop()
+        os.makedirs(out_dir, exist_ok=True)
+        paths = {"text": os.path.join(out_dir, "amber_sequential.txt"),
+                 "html": os.path.join(out_dir, "amber_sequential.html")}
+        with open(paths["text"], "w", encoding="utf-8") as f:
+            f.write(prof.output_text(unicode=False, color=False, show_all=False))
+        with open(paths["html"], "w", encoding="utf-8") as f:
+            f.write(prof.output_html())
+        return paths
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--nodes", type=int, default=20)
+    a = p.parse_args()
+    side = AmberSide(a.nodes)
+    try:
+        serve(side.handle)
+    finally:
+        side.cp.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Helpers shared by the inline benchmark's sides: databases, timing, machine facts.
+
+Every side runs in its own interpreter (see bench/inline.py) and prints one
+JSON document; nothing here imports Amber or LangGraph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_DATABASE = "postgresql://amber:amber@127.0.0.1:5432/amber"
+
+
+def admin_url() -> str:
+    """The URL of a database on the stack whose role may CREATE DATABASE."""
+    return os.environ.get("AMBER_BENCH_ADMIN_URL") or os.environ.get(
+        "AMBER_DATABASE_URL", DEFAULT_DATABASE)
+
+
+def kafka_bootstrap() -> str:
+    return os.environ.get("AMBER_KAFKA_BOOTSTRAP", DEFAULT_KAFKA)
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def fresh_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def create_database(name: str) -> str:
+    """CREATE DATABASE `name` through the admin URL; returns its URL."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(admin_url(), name)
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
+
+
+@contextmanager
+def fresh_database(prefix: str) -> Iterator[str]:
+    name = fresh_name(prefix)
+    url = create_database(name)
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+    return {"p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99),
+            "max": round(1000 * ordered[-1], 3), "mean": round(1000 * statistics.fmean(ordered), 3)}
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+                            "platform": platform.platform(), "machine": platform.machine()}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    with suppress(OSError):
+        info["loadavg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+    with suppress(AttributeError, OSError):
+        info["sched_affinity"] = len(os.sched_getaffinity(0))
+    return info
+
+
+def versions(*dists: str) -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for d in dists:
+        try:
+            out[d] = version(d)
+        except PackageNotFoundError:
+            out[d] = None
+    return out
+
+
+def emit(doc: dict[str, Any]) -> None:
+    """The one JSON document a side or the whole benchmark prints on stdout."""
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+# --- CPU of the other processes on this machine ------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def stack_pids(side_pid: int, projector_pid: int | None = None) -> dict[str, list[int]]:
+    """Pids of a side process, the projector, the Kafka broker and PostgreSQL (Linux /proc)."""
+    groups: dict[str, list[int]] = {"side_process": [side_pid], "projector": [],
+                                    "kafka_broker": [], "postgres": []}
+    if projector_pid:
+        groups["projector"].append(projector_pid)
+    if not os.path.isdir("/proc"):
+        return groups
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        cmd = _cmdline(int(entry))
+        if "kafka.Kafka" in cmd or ("java" in cmd.split(" ", 1)[0] and "kafka" in cmd):
+            groups["kafka_broker"].append(int(entry))
+        elif cmd.startswith(("postgres", "/usr/lib/postgresql")):
+            groups["postgres"].append(int(entry))
+    return groups
+
+
+CPUSample = dict[str, dict[int, float]]
+
+
+def cpu_sample(pids: dict[str, list[int]]) -> CPUSample:
+    return {g: {p: _proc_cpu_s(p) for p in ps} for g, ps in pids.items()}
+
+
+def cpu_spent(before: CPUSample, after: CPUSample) -> dict[str, float]:
+    """CPU seconds per group between two samples (a process present in both)."""
+    return {g: sum(max(0.0, cpu - before.get(g, {}).get(pid, cpu)) for pid, cpu in ps.items())
+            for g, ps in after.items()}
+
+
+# --- the side protocol: JSON lines on stdin/stdout ---------------------------------------
+def run_items(ids: list[str], body: Callable[[str], None]) -> dict[str, Any]:
+    """Run `body(id)` for each id in turn: wall, process and caller-thread CPU, latencies."""
+    lat: list[float] = []
+    c0, t0, w0 = time.process_time(), time.thread_time(), time.perf_counter()
+    for item in ids:
+        t = time.perf_counter()
+        body(item)
+        lat.append(time.perf_counter() - t)
+    return {"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
+            "thread_cpu_s": time.thread_time() - t0, "lat": lat}
+
+
+def serve(handle: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Answer one JSON command per stdin line with one JSON line, until `quit`.
+
+    The protocol keeps the real stdout; anything libraries print goes to stderr.
+    """
+    import traceback
+
+    out = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd.get("op") == "quit":
+            break
+        try:
+            reply = {"ok": True, **handle(cmd)}
+        except Exception:  # reported to the orchestrator, which stops the run
+            reply = {"ok": False, "error": traceback.format_exc()}
+        out.write(json.dumps(reply) + "\n")
+    out.close()
+
+
+class SideProcess:
+    """A side (`python -m bench._inline.<module>`) driven command by command."""
+
+    def __init__(self, name: str, module: str, args: list[str], env: dict[str, str],
+                 cwd: str, log_path: str) -> None:
+        import subprocess
+
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 — closed in close()
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=cwd,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, text=True, bufsize=1)
+
+    def call(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} side died; log {self.log_path}:\n"
+                               f"{self._tail()}")
+        reply: dict[str, Any] = json.loads(line)
+        if not reply.pop("ok"):
+            raise RuntimeError(f"{self.name} side failed on {cmd.get('op')}:\n{reply['error']}")
+        return reply
+
+    def _tail(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()[-3000:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except Exception:  # a stuck side is killed; it is ours
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()

@@ -1,0 +1,528 @@
+"""Inline runner vs LangGraph + PostgresSaver, same machine, same durability; prints JSON.
+
+    eval "$(compose/stack up)"
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python bench/inline.py [--threads 100 --nodes 20 --hitl 200 --cold 5]
+
+Three measurements (see bench/README.md):
+
+1. steps/s of a 20-node linear graph over 100 threads, one after another;
+2. HITL round trips/s over 200 threads of draft → [interrupt] review → send;
+3. cold start of `amber resume` as a new process: exec → first Kafka request.
+
+Each side lives in an interpreter of its own with its own fresh database
+(Amber also a fresh topic prefix, `amber db migrate` and an `amber projector`
+process); the sides take turns, a few threads at a time, so that noise from
+other work on the machine hits both alike. Everything created is dropped
+afterwards. Progress goes to stderr, the one JSON document to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as `python bench/inline.py`, sys.path[0] is bench/, where bench/projector.py would
+# shadow the projector package: put the repository root there instead.
+if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
+elif str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._inline.common import (  # noqa: E402 — after the path fix above
+    SideProcess,
+    admin_url,
+    cpu_sample,
+    cpu_spent,
+    create_database,
+    drop_database,
+    emit,
+    fresh_name,
+    kafka_bootstrap,
+    machine,
+    percentiles,
+    stack_pids,
+    versions,
+)
+
+PY = sys.executable
+AMBER = str(Path(PY).parent / "amber")
+TARGETS = {"sequential_steps_ratio": 2.0, "hitl_round_trips_ratio": 3.0, "cold_start_s": 0.4}
+COLD_GRAPH = "examples.email_approval:graph"
+COLD_SCRIPT = str(ROOT / "bench" / "_inline" / "cold.py")
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# --- Amber ----------------------------------------------------------------------------------
+class AmberStack:
+    """A fresh topic prefix + database, migrated, with `amber projector` running."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.db = fresh_name("amber_bench")
+        self.prefix = f"amber-bench-{uuid.uuid4().hex[:10]}"
+        self.workdir = workdir
+        self.projector: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> AmberStack:
+        url = create_database(self.db)
+        self.env = {**os.environ, "AMBER_DATABASE_URL": url, "AMBER_TOPIC_PREFIX": self.prefix,
+                    "AMBER_KAFKA_BOOTSTRAP": kafka_bootstrap(),
+                    "AMBER_OUTBOX_DIR": str(self.workdir / "outbox")}
+        self.env.pop("AMBER_LLM_URL", None)
+        say(f"Amber: database {self.db}, topic {self.prefix}.events")
+        subprocess.run([AMBER, "db", "migrate"], env=self.env, cwd=ROOT, check=True,
+                       capture_output=True)
+        self._ensure_topic()
+        log = (self.workdir / "projector.log").open("wb")
+        self.projector = subprocess.Popen([AMBER, "projector"], env=self.env, cwd=ROOT,
+                                          stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(1.0)
+        if self.projector.poll() is not None:
+            raise RuntimeError(f"amber projector exited {self.projector.returncode}: "
+                               f"{(self.workdir / 'projector.log').read_text()[-2000:]}")
+        return self
+
+    def _ensure_topic(self) -> None:
+        from engine.eventlog_kafka import KafkaEventLog
+        from engine.settings import Settings
+
+        s = Settings.from_env(self.env)
+        log = KafkaEventLog(bootstrap=s.kafka_bootstrap, topic=s.events_topic,
+                            partitions=s.partitions)
+        log.ensure_topic()
+        log.close()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.projector is not None and self.projector.poll() is None:
+            self.projector.send_signal(signal.SIGTERM)
+            try:
+                self.projector.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.projector.kill()
+                self.projector.wait()
+        try:
+            from kafka import KafkaAdminClient
+
+            admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap())
+            admin.delete_topics([f"{self.prefix}.events"])
+            admin.close()
+        except Exception as e:  # cleanup is best effort; reported, never fatal
+            say(f"could not delete topic {self.prefix}.events: {e}")
+        drop_database(self.db)
+
+
+def cold_starts(stack: AmberStack, threads: list[str], workdir: Path) -> dict[str, Any]:
+    """Time `amber resume` as a fresh process; the last thread is run with -X importtime."""
+    runs = []
+    value = json.dumps({"approved": True})
+    timed, console, traced = threads[:-2], threads[-2], threads[-1]
+    for thread in timed:
+        marks_path = workdir / f"marks-{thread}.json"
+        env = {**stack.env, "AMBER_BENCH_MARKS": str(marks_path)}
+        t0 = time.time()
+        proc = subprocess.run([PY, COLD_SCRIPT, "resume", thread,
+                               "--value", value, "--actor", "webhook", "--graph", COLD_GRAPH],
+                              env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+        t_exit = time.time()
+        if proc.returncode != 0:
+            raise RuntimeError(f"amber resume {thread} failed: {proc.stderr[-2000:]}")
+        status = json.loads(proc.stdout)["status"]
+        marks = json.loads(marks_path.read_text())
+        runs.append({
+            "status": status,
+            "exec_to_script_s": round(marks["script_start"] - t0, 4),
+            "exec_to_first_kafka_request_s": round(marks["first_kafka_connect"] - t0, 4),
+            "cpu_until_first_kafka_request_s": round(marks["first_kafka_connect_cpu"], 4),
+            "cpu_until_resume_done_s": round(marks["main_returned_cpu"], 4),
+            "exec_to_first_postgres_connect_s": round(marks["first_postgres_connect"] - t0, 4)
+            if "first_postgres_connect" in marks else None,
+            "exec_to_resume_done_s": round(marks["main_returned"] - t0, 4),
+            "exec_to_exit_s": round(t_exit - t0, 4),
+        })
+    t0 = time.time()
+    subprocess.run([AMBER, "resume", console, "--value", value, "--actor", "webhook",
+                    "--graph", COLD_GRAPH], env=stack.env, cwd=ROOT, capture_output=True,
+                   check=True)
+    console_s = time.time() - t0
+    keys = [k for k in runs[0] if k.endswith("_s")]
+
+    def agg(fn: Any, key: str) -> float | None:
+        values = [r[key] for r in runs if r[key] is not None]
+        return round(fn(values), 4) if values else None
+
+    return {
+        "command": f"amber resume THREAD --value '{value}' --actor webhook --graph {COLD_GRAPH}",
+        "runs": len(runs),
+        "median": {k: agg(statistics.median, k) for k in keys},
+        "min": {k: agg(min, k) for k in keys},
+        "each": runs,
+        "console_script_exec_to_exit_s": round(console_s, 4),
+        "imports_before_first_kafka_request": import_profile(stack, traced, workdir),
+    }
+
+
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def import_profile(stack: AmberStack, thread: str, workdir: Path) -> dict[str, Any]:
+    """-X importtime of one cold resume, cut at the first Kafka connect."""
+    marks_path = workdir / "marks-importtime.json"
+    cut = "### first Kafka connect ###"
+    env = {**stack.env, "AMBER_BENCH_MARKS": str(marks_path), "AMBER_BENCH_CUT": cut}
+    t0 = time.time()
+    proc = subprocess.run([PY, "-X", "importtime", COLD_SCRIPT, "resume",
+                           thread, "--value", json.dumps({"approved": True}), "--actor",
+                           "webhook", "--graph", COLD_GRAPH],
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    marks = json.loads(marks_path.read_text())
+    top: list[tuple[int, str]] = []
+    total_us = 0
+    lines = proc.stderr.splitlines()
+    before = lines[:lines.index(cut)] if cut in lines else lines
+    for line in before:
+        m = _IMPORT_LINE.match(line)
+        if not m:
+            continue
+        cumulative, depth, name = int(m.group(2)), len(m.group(3)), m.group(4)
+        if depth == 1:  # imported directly by the command path, not as a dependency
+            top.append((cumulative, name))
+            total_us += cumulative
+    top.sort(reverse=True)
+    return {
+        "note": "-X importtime inflates times ~10-30%; use for ranking, not absolute values",
+        "exec_to_first_kafka_request_s_with_importtime": round(
+            marks["first_kafka_connect"] - t0, 4),
+        "all_imports_ms": round(total_us / 1000, 1),
+        "top_level_imports_ms": [{"module": n, "cumulative_ms": round(c / 1000, 1)}
+                                 for c, n in top[:15]],
+    }
+
+
+# --- lockstep schedule ---------------------------------------------------------------------
+class Acc:
+    """What one participant (side, style) spent in one phase, over all its chunks."""
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.wall = self.cpu = self.thread_cpu = 0.0
+        self.lat: list[float] = []
+        self.ports: dict[str, list[float]] = {}
+        self.machine: dict[str, float] = {}
+        self.chunk_rates: list[float] = []
+
+    def add(self, reply: dict[str, Any], items: int, machine_cpu: dict[str, float]) -> None:
+        self.items += items
+        self.wall += reply["wall_s"]
+        self.cpu += reply["cpu_s"]
+        self.thread_cpu += reply["thread_cpu_s"]
+        self.lat += reply["lat"]
+        self.chunk_rates.append(items / reply["wall_s"])
+        for label, (wall, calls) in reply.get("ports", {}).items():
+            acc = self.ports.setdefault(label, [0.0, 0.0])
+            acc[0] += wall
+            acc[1] += calls
+        for group, spent in machine_cpu.items():
+            self.machine[group] = self.machine.get(group, 0.0) + spent
+
+    def summary(self, unit: str, per: str) -> dict[str, Any]:
+        n = self.items
+        out: dict[str, Any] = {
+            per: n, "wall_s": round(self.wall, 3), f"{unit}_per_s": round(n / self.wall, 1),
+            f"latency_ms_per_{'thread' if unit == 'steps' else 'item'}": percentiles(self.lat),
+            f"cpu_ms_per_{per[:-1]}": {
+                "side_process": round(1000 * self.cpu / n, 3),
+                "caller_thread": round(1000 * self.thread_cpu / n, 3),
+                "other_threads_of_side": round(1000 * (self.cpu - self.thread_cpu) / n, 3),
+                **{f"{g}_from_proc": round(1000 * v / n, 3) for g, v in
+                   sorted(self.machine.items()) if g != "side_process"}},
+        }
+        if self.ports:
+            spent = sum(w for w, _ in self.ports.values())
+            out[f"wall_ms_per_{per[:-1]}_by_port"] = {
+                **{label: {"ms": round(1000 * w / n, 4), "calls": round(c / n, 2),
+                           "share": round(w / self.wall, 3)}
+                   for label, (w, c) in sorted(self.ports.items())},
+                "engine_and_nodes (rest)": {"ms": round(1000 * (self.wall - spent) / n, 4),
+                                            "share": round((self.wall - spent) / self.wall, 3)}}
+        return out
+
+
+class Lockstep:
+    """Runs chunks of each phase on every participant in turn, so noise hits all alike."""
+
+    def __init__(self, sides: dict[str, SideProcess], projector_pid: int | None) -> None:
+        self.sides = sides
+        self.projector_pid = projector_pid
+        self.acc: dict[tuple[str, str], Acc] = {}
+
+    def pids(self, side: str) -> dict[str, list[int]]:
+        # looked up again every turn: connections come and go, a broker may restart
+        return stack_pids(self.sides[side].proc.pid,
+                          self.projector_pid if side == "amber" else None)
+
+    def phase(self, phase: str, participants: list[tuple[str, str | None]], op: str,
+              ids_of: Any, chunks: list[range], *, weight: int = 1,
+              extra: dict[str, Any] | None = None) -> None:
+        for k, chunk in enumerate(chunks):
+            order = participants if k % 2 == 0 else participants[::-1]
+            for side, style in order:
+                ids = [ids_of(side, style, i) for i in chunk]
+                cmd = {"op": op, "ids": ids, **({"style": style} if style else {}),
+                       **(extra or {})}
+                pids = self.pids(side)
+                before = cpu_sample(pids)
+                reply = self.sides[side].call(**cmd)
+                spent = cpu_spent(before, cpu_sample(pids))
+                key = (f"{side}:{style}" if style else side, phase)
+                self.acc.setdefault(key, Acc()).add(reply, len(ids) * weight, spent)
+
+    def warm(self, participants: list[tuple[str, str | None]], op: str, ids_of: Any,
+             n: int) -> None:
+        for side, style in participants:
+            self.sides[side].call(op=op, ids=[ids_of(side, style, i) for i in range(n)],
+                                  **({"style": style} if style else {}))
+
+
+def chunked(total: int, size: int) -> list[range]:
+    return [range(i, min(i + size, total)) for i in range(0, total, size)]
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def paired_ratio(amber: list[float], peer: list[float]) -> float | None:
+    """Median over chunk pairs (run back to back) of Amber's rate / the peer's."""
+    pairs = [a / b for a, b in zip(amber, peer, strict=False) if b]
+    return round(statistics.median(pairs), 2) if pairs else None
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    want_lg, want_am = args.only in ("both", "langgraph"), args.only in ("both", "amber")
+    sides: dict[str, SideProcess] = {}
+    lg_db = fresh_name("lg_bench") if want_lg else None
+    doc: dict[str, Any] = {}
+    with AmberStack(workdir) if want_am else _Nothing() as stack:
+        try:
+            if lg_db:
+                say(f"LangGraph: database {lg_db}")
+                sides["langgraph"] = SideProcess(
+                    "langgraph", "bench._inline.peer_langgraph",
+                    ["--database", create_database(lg_db), "--nodes", str(args.nodes)],
+                    dict(os.environ), str(ROOT), str(workdir / "langgraph.log"))
+            if stack is not None:
+                sides["amber"] = SideProcess(
+                    "amber", "bench._inline.amber_side", ["--nodes", str(args.nodes)],
+                    stack.env, str(ROOT), str(workdir / "amber.log"))
+            ls = Lockstep(sides, stack.projector.pid if stack and stack.projector else None)
+            doc = schedule(args, ls, stack, workdir)
+        finally:
+            for side in sides.values():
+                side.close()
+            if lg_db:
+                drop_database(lg_db)
+    return doc
+
+
+def schedule(args: argparse.Namespace, ls: Lockstep, stack: AmberStack | None,
+             workdir: Path) -> dict[str, Any]:
+    names = list(ls.sides)
+    seq_p = [(n, None) for n in names]
+    hitl_p = [p for n in names for p in
+              ([("langgraph", "static"), ("langgraph", "dynamic")] if n == "langgraph"
+               else [(n, None)])]
+
+    def ids(phase: str) -> Any:
+        return lambda side, style, i: f"{phase}-{style or side}-{i}"
+
+    say("sequential")
+    ls.warm(seq_p, "seq", ids("warm-seq"), args.warmup)
+    ls.phase("sequential", seq_p, "seq", ids("seq"), chunked(args.threads, args.chunk),
+             weight=args.nodes)
+    say("HITL")
+    ls.warm(hitl_p, "hitl_both", ids("warm-hitl"), args.warmup)
+    hitl_chunks = chunked(args.hitl, 2 * args.chunk)
+    ls.phase("hitl_start", hitl_p, "hitl_start", ids("hitl"), hitl_chunks)
+    ls.phase("hitl_resume", hitl_p, "hitl_resume", ids("hitl"), hitl_chunks)
+    ls.phase("hitl_back_to_back", hitl_p, "hitl_both", ids("b2b"), hitl_chunks)
+    if "langgraph" in ls.sides:
+        say("LangGraph durability=async (reference)")
+        ls.phase("sequential_async_reference", [("langgraph", None)], "seq", ids("seq-async"),
+                 chunked(args.threads, args.chunk), weight=args.nodes,
+                 extra={"durability": "async"})
+    info = {name: side.call(op="info") for name, side in ls.sides.items()}
+    profile = cold = None
+    if "amber" in ls.sides and args.profile_dir:
+        say("profiling Amber (pyinstrument)")
+        profile = ls.sides["amber"].call(
+            op="profile", ids=[f"prof-{i}" for i in range(max(10, args.threads // 5))],
+            out_dir=str(Path(args.profile_dir).resolve()))
+    if "amber" in ls.sides and args.cold and stack is not None:
+        say("cold starts of `amber resume`")
+        threads = ls.sides["amber"].call(
+            op="cold_threads", ids=[f"cold-{i}" for i in range(args.cold + 2)])["ids"]
+        for side in ls.sides.values():
+            side.close()  # nothing else running while the cold processes are timed
+        cold = cold_starts(stack, threads, workdir)
+    return results(args, ls, info, profile, cold)
+
+
+def results(args: argparse.Namespace, ls: Lockstep, info: dict[str, Any],
+            profile: dict[str, Any] | None, cold: dict[str, Any] | None) -> dict[str, Any]:
+    acc = ls.acc
+
+    def seq(who: str, phase: str = "sequential") -> dict[str, Any] | None:
+        a = acc.get((who, phase))
+        return a.summary("steps", "steps") if a else None
+
+    def hitl(who: str) -> dict[str, Any] | None:
+        s, r, b = (acc.get((who, p)) for p in ("hitl_start", "hitl_resume",
+                                                "hitl_back_to_back"))
+        if not (s and r and b):
+            return None
+        return {"phased": {"round_trips": s.items, "wall_s": round(s.wall + r.wall, 3),
+                           "round_trips_per_s": round(s.items / (s.wall + r.wall), 1),
+                           "start": s.summary("starts", "threads"),
+                           "resume": r.summary("resumes", "threads")},
+                "back_to_back": b.summary("round_trips", "threads")}
+
+    lg_hitl = {style: hitl(f"langgraph:{style}") for style in ("static", "dynamic")}
+    sides: dict[str, Any] = {
+        "langgraph": None if "langgraph" not in ls.sides else {
+            **info["langgraph"], "sequential": seq("langgraph"),
+            "sequential_async_default_for_reference":
+                seq("langgraph", "sequential_async_reference"),
+            "hitl_interrupt_before_update_state": lg_hitl["static"],
+            "hitl_interrupt_command_resume": lg_hitl["dynamic"]},
+        "amber": None if "amber" not in ls.sides else {
+            **info["amber"], "sequential": seq("amber"), "hitl": hitl("amber"),
+            "profile": profile},
+    }
+    comp: dict[str, Any] = {}
+    if sides["langgraph"] and sides["amber"]:
+        am, lg = sides["amber"], sides["langgraph"]
+        best = max(("static", "dynamic"),
+                   key=lambda st: lg_hitl[st]["phased"]["round_trips_per_s"])  # type: ignore[index]
+        lgb = lg_hitl[best]
+        assert lgb is not None
+        rt = {who: [1 / (1 / a + 1 / b) for a, b in zip(
+            acc[(who, "hitl_start")].chunk_rates, acc[(who, "hitl_resume")].chunk_rates,
+            strict=False)] for who in ("amber", f"langgraph:{best}")}
+        comp = {
+            "sequential_steps_per_s": {
+                "amber": am["sequential"]["steps_per_s"],
+                "langgraph_sync": lg["sequential"]["steps_per_s"],
+                "ratio": ratio(am["sequential"]["steps_per_s"], lg["sequential"]["steps_per_s"]),
+                "ratio_median_of_chunk_pairs": paired_ratio(
+                    acc[("amber", "sequential")].chunk_rates,
+                    acc[("langgraph", "sequential")].chunk_rates),
+                "target_ratio": TARGETS["sequential_steps_ratio"]},
+            "hitl_round_trips_per_s": {
+                "amber": am["hitl"]["phased"]["round_trips_per_s"],
+                "langgraph": lgb["phased"]["round_trips_per_s"],
+                "langgraph_style": info["langgraph"]["hitl_styles"][best] + " (the faster)",
+                "ratio": ratio(am["hitl"]["phased"]["round_trips_per_s"],
+                               lgb["phased"]["round_trips_per_s"]),
+                "ratio_median_of_chunk_pairs": paired_ratio(rt["amber"],
+                                                            rt[f"langgraph:{best}"]),
+                "target_ratio": TARGETS["hitl_round_trips_ratio"]},
+            "hitl_back_to_back_round_trips_per_s": {
+                "amber": am["hitl"]["back_to_back"]["round_trips_per_s"],
+                "langgraph": max(lg_hitl[st]["back_to_back"]["round_trips_per_s"]  # type: ignore[index]
+                                 for st in lg_hitl),
+            },
+        }
+        b2b = comp["hitl_back_to_back_round_trips_per_s"]
+        b2b["ratio"] = ratio(b2b["amber"], b2b["langgraph"])
+    if cold:
+        comp["cold_start_exec_to_first_kafka_request_s"] = {
+            "amber_median": cold["median"]["exec_to_first_kafka_request_s"],
+            "target": TARGETS["cold_start_s"]}
+    seq_r = comp.get("sequential_steps_per_s", {}).get("ratio")
+    hitl_r = comp.get("hitl_round_trips_per_s", {}).get("ratio")
+    return {
+        "comparison": comp,
+        "targets_met": {
+            "sequential_ge_2x": None if seq_r is None else seq_r >= 2.0,
+            "hitl_ge_3x": None if hitl_r is None else hitl_r >= 3.0,
+            "cold_start_le_0_4s": None if not cold else
+            cold["median"]["exec_to_first_kafka_request_s"] <= TARGETS["cold_start_s"]},
+        **sides, "cold_start": cold,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=100, help="threads of the linear graph")
+    p.add_argument("--nodes", type=int, default=20, help="nodes of the linear graph")
+    p.add_argument("--hitl", type=int, default=200, help="HITL threads")
+    p.add_argument("--warmup", type=int, default=5, help="untimed threads first, per case")
+    p.add_argument("--chunk", type=int, default=5,
+                   help="threads per turn (HITL: twice that) before the other side's turn")
+    p.add_argument("--cold", type=int, default=5, help="cold `amber resume` processes")
+    p.add_argument("--only", choices=["both", "amber", "langgraph"], default="both")
+    p.add_argument("--profile-dir", default=None,
+                   help="also profile Amber's sequential case with pyinstrument into DIR")
+    args = p.parse_args()
+    if args.only != "amber":
+        try:
+            import langgraph  # noqa: F401
+        except ImportError:
+            sys.exit("LangGraph is missing: .venv/bin/pip install -e '.[bench]' "
+                     "(or pass --only amber)")
+    machine_before = machine()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="amber-bench-") as tmp:
+        body = run(args, Path(tmp))
+    emit({
+        "benchmark": "bench/inline.py",
+        "params": {"sequential_threads": args.threads, "nodes_per_thread": args.nodes,
+                   "hitl_threads": args.hitl, "warmup_threads": args.warmup,
+                   "chunk_threads": args.chunk, "cold_start_runs": args.cold,
+                   "durability": "Amber: each event acked by Kafka (acks=all, idempotent) "
+                                 "before the next node; LangGraph: durability='sync', each "
+                                 "checkpoint committed to PostgreSQL before the next step",
+                   "schedule": "both sides live in their own processes and take turns, "
+                               f"{args.chunk} threads at a time (HITL: {2 * args.chunk}), "
+                               "so machine noise hits both alike",
+                   "hitl_mode": "phased: every thread runs to its interrupt, then every "
+                                "thread is resumed; back_to_back: resumed right after it "
+                                "stopped",
+                   "kafka_bootstrap": kafka_bootstrap(),
+                   "admin_database": re.sub(r"//[^@]*@", "//***@", admin_url())},
+        "machine": {**machine_before, "loadavg_after": machine().get("loadavg_1_5_15")},
+        "versions": versions("amber", "langgraph", "langgraph-checkpoint",
+                             "langgraph-checkpoint-postgres", "kafka-python", "psycopg",
+                             "fastavro", "pydantic"),
+        "duration_s": round(time.perf_counter() - t0, 1),
+        **body,
+    })
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    main()
