@@ -1,0 +1,206 @@
+"""The HTTP API (`amber serve`): start threads, post decisions, read threads and history.
+
+    POST /threads                    start a thread on the workers          202
+    POST /threads/{id}/decisions     the approval webhook                   202
+    GET  /threads                    list (status, graph, limit, offset)
+    GET  /threads/{id}               one thread, with its current state
+    GET  /threads/{id}/history       accepted events, paged by after_seq
+    GET  /threads/{id}/state         the state at the head or after ?seq=N
+    GET  /healthz                    liveness, no authentication
+    GET  /openapi.json               this API's OpenAPI schema
+
+Every endpoint but /healthz is authenticated (consumers.api_auth); the actor
+recorded on an event is the authenticated identity. Refusals are raised
+before anything is appended and mapped to HTTP in consumers.api_errors.
+Handlers are plain functions: FastAPI runs them on its thread pool, since the
+ports block (Kafka acks, projection catch-up).
+
+`create_app(cp=..., graphs=..., auth=...)` takes its adapters, so tests run
+it on the in-memory log; `app_from_env()` wires Kafka + PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
+
+from consumers import api_errors
+from consumers.api_auth import AuthConfig, Authenticator, Identity
+from consumers.api_commands import Commands, thread_id_for_key
+from consumers.api_models import (
+    MAX_SEQ,
+    DecisionRequest,
+    DecisionResponse,
+    ErrorResponse,
+    Health,
+    HistoryPage,
+    StartRequest,
+    StartResponse,
+    StateOut,
+    Status,
+    ThreadList,
+    ThreadOut,
+    thread_of,
+)
+from engine.checkpointer import Checkpointer
+from engine.events import ENGINE_VERSION
+from engine.graph import CompiledGraph
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+_ID_PATTERN = r"^[^\x00-\x20\x7f/]([^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/])?$"
+ThreadPath = Annotated[str, Path(min_length=1, max_length=200, pattern=_ID_PATTERN,
+                                 description="thread id")]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=255,
+    description="retrying with the same key returns the first answer; on a start without "
+    "thread_id it also names the thread (uuid5 of actor and key)")]
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="BearerToken",
+                     description="a token from AMBER_API_TOKENS")
+_signature = APIKeyHeader(name="X-Amber-Signature", auto_error=False,
+                          scheme_name="WebhookSignature",
+                          description="sha256=<hex HMAC-SHA256 of the raw body with "
+                          "AMBER_WEBHOOK_SECRET>, with X-Amber-Actor naming the sender")
+
+
+Bearer = Annotated[Any, Security(_bearer)]
+Signature = Annotated[Any, Security(_signature)]
+
+
+async def _identify(request: Request) -> Identity:
+    check: Any = request.app.state.check_auth
+    identity: Identity = await check(request)
+    return identity
+
+
+async def _reader(request: Request, _b: Bearer) -> Identity:
+    return await _identify(request)
+
+
+async def _writer(request: Request, _b: Bearer, _s: Signature,
+                  _actor: Annotated[str | None, Header(
+                      alias="X-Amber-Actor", description="who signed (HMAC only)")] = None,
+                  ) -> Identity:
+    return await _identify(request)
+
+
+Reader = Annotated[Identity, Depends(_reader)]
+Writer = Annotated[Identity, Depends(_writer)]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorResponse} for code in (401, 422, 503, *codes)}
+
+
+def create_app(*, cp: Checkpointer, graphs: Mapping[str, CompiledGraph] | Iterable[CompiledGraph],
+               auth: AuthConfig) -> FastAPI:
+    """The API over `cp`, serving `graphs` (keyed by graph name), accepting `auth`."""
+    commands = Commands(cp=cp, graphs=graphs)
+    authenticator = Authenticator(auth)
+    app = FastAPI(title="Amber", version=ENGINE_VERSION,
+                  description="Durable execution for AI agent graphs: start threads, answer "
+                  "interrupts, read state and history. Workers run the nodes.")
+    app.state.commands = commands
+    app.state.auth_enabled = auth.enabled
+
+    async def check_auth(request: Request) -> Identity:
+        allow_hmac = request.method == "POST"
+        body = await request.body() if allow_hmac else b""
+        return authenticator.identify(request.headers, body, allow_hmac=allow_hmac)
+
+    app.state.check_auth = check_auth
+    api_errors.install(app)
+
+    @app.get("/healthz", response_model=Health, tags=["ops"])
+    def healthz() -> Health:
+        """Liveness: the process answers (no authentication, touches no backend)."""
+        return Health(status="ok")
+
+    @app.post("/threads", status_code=202, response_model=StartResponse, tags=["threads"],
+              responses=_errors(409))
+    def start_thread(request_body: Annotated[StartRequest, Body()], who: Writer,
+                     response: Response, idempotency_key: IdempotencyKey = None,
+                     ) -> StartResponse:
+        """Start a thread of a served graph; workers run it. Retries are answered once."""
+        thread_id = request_body.thread_id or (
+            thread_id_for_key(who.actor, idempotency_key) if idempotency_key
+            else str(uuid.uuid4()))
+        answer = commands.start(graph_name=request_body.graph, thread_id=thread_id,
+                                input=request_body.input, actor=who.actor,
+                                from_key=request_body.thread_id is None and bool(idempotency_key))
+        if answer.replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        return answer.body
+
+    @app.post("/threads/{thread_id}/decisions", status_code=202,
+              response_model=DecisionResponse, tags=["threads"], responses=_errors(404, 409))
+    def post_decision(thread_id: ThreadPath, request_body: Annotated[DecisionRequest, Body()],
+                      who: Writer, response: Response,
+                      idempotency_key: IdempotencyKey = None) -> DecisionResponse:
+        """Answer the open interrupt (the approval webhook). Workers then continue the thread.
+
+        An identical retry (same actor, value and interrupt) gets the first answer.
+        """
+        del idempotency_key  # a retry is recognised from the log: same actor, value, interrupt
+        answer = commands.decide(thread_id=thread_id, value=request_body.value,
+                                 interrupt_id=request_body.interrupt_id,
+                                 reason=request_body.reason, actor=who.actor)
+        if answer.replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        return answer.body
+
+    @app.get("/threads", response_model=ThreadList, tags=["threads"], responses=_errors())
+    def list_threads(
+            who: Reader, status: Status | None = None,
+            graph: Annotated[str | None, Query(min_length=1, max_length=200,
+                                               pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+            offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ThreadList:
+        """Threads, most recently updated first (e.g. ?status=interrupted: open interrupts)."""
+        return commands.list_threads(status=status, graph=graph, limit=limit, offset=offset)
+
+    @app.get("/threads/{thread_id}", response_model=ThreadOut, tags=["threads"],
+             responses=_errors(404))
+    def get_thread(thread_id: ThreadPath, who: Reader) -> ThreadOut:
+        """One thread: status, head, open interrupt and current state."""
+        return thread_of(commands.thread(thread_id))
+
+    @app.get("/threads/{thread_id}/history", response_model=HistoryPage, tags=["threads"],
+             responses=_errors(404))
+    def get_history(thread_id: ThreadPath, who: Reader,
+                    after_seq: Annotated[int, Query(ge=-1, le=MAX_SEQ)] = -1,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> HistoryPage:
+        """Accepted events with seq > after_seq, oldest first."""
+        return commands.history(thread_id, after_seq=after_seq, limit=limit)
+
+    @app.get("/threads/{thread_id}/state", response_model=StateOut, tags=["threads"],
+             responses=_errors(404))
+    def get_state(thread_id: ThreadPath, who: Reader,
+                  seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None) -> StateOut:
+        """The state after `seq` (default: the head), rebuilt from the checkpoints."""
+        return commands.state(thread_id, seq)
+
+    return app
+
+
+def app_from_env(graph_refs: list[str] | None = None) -> tuple[FastAPI, Checkpointer]:
+    """The API on Kafka + PostgreSQL from AMBER_* variables; the caller closes the checkpointer.
+
+    Graphs come from `graph_refs` (MODULE:ATTR), else AMBER_GRAPHS.
+    """
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import load_graph
+    from engine.settings import Settings
+
+    settings = Settings.from_env()
+    auth = AuthConfig.from_env()
+    refs = graph_refs or [r.strip() for r in os.environ.get("AMBER_GRAPHS", "").split(",")
+                          if r.strip()]
+    graphs = [load_graph(ref) for ref in refs]
+    cp = AmberCheckpointer.from_settings(settings, role="api")
+    return create_app(cp=cp, graphs=graphs, auth=auth), cp

@@ -1,0 +1,131 @@
+"""Who is calling the HTTP API: bearer tokens or HMAC-signed webhooks.
+
+Two ways to authenticate, checked in this order:
+
+- `Authorization: Bearer <token>` with a token from AMBER_API_TOKENS
+  ("token1=actor1,token2=actor2"); the identity is the token's actor.
+- `X-Amber-Signature: sha256=<hex HMAC-SHA256 of the raw body>` keyed with
+  AMBER_WEBHOOK_SECRET, plus `X-Amber-Actor: <name>`; the identity is
+  "webhook:<name>". Accepted on POST endpoints only: a signature over an empty
+  body never changes, so it must not unlock reads.
+
+The actor recorded on an event always comes from here, never from a request
+body. With neither variable set every authenticated endpoint answers 401.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from engine.errors import SettingsError
+
+_ACTOR = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,126}$")  # printable ASCII, no leading blank
+_SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
+_MIN_SECRET_BYTES = 16
+
+
+class AuthError(Exception):
+    """The request does not prove who sent it; the API answers 401 and appends nothing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    actor: str
+    method: str  # "bearer" or "hmac"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthConfig:
+    """Accepted credentials. `tokens` maps a bearer token to the actor it stands for."""
+
+    tokens: Mapping[str, str] = field(default_factory=dict)
+    webhook_secret: bytes | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthConfig:
+        """From AMBER_API_TOKENS and AMBER_WEBHOOK_SECRET; SettingsError names a bad one."""
+        env = os.environ if env is None else env
+        tokens = parse_tokens(env.get("AMBER_API_TOKENS", ""))
+        raw_secret = env.get("AMBER_WEBHOOK_SECRET", "")
+        secret = raw_secret.encode("utf-8") if raw_secret else None
+        if secret is not None and len(secret) < _MIN_SECRET_BYTES:
+            raise SettingsError("AMBER_WEBHOOK_SECRET",
+                                f"must be at least {_MIN_SECRET_BYTES} bytes")
+        return cls(tokens=tokens, webhook_secret=secret)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens) or self.webhook_secret is not None
+
+
+def parse_tokens(raw: str) -> dict[str, str]:
+    """"token1=actor1,token2=actor2" → {token: actor}; SettingsError on a malformed entry."""
+    tokens: dict[str, str] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        token, sep, actor = (part.strip() for part in entry.partition("="))
+        if not sep or not token or not _ACTOR.match(actor) or not token.isprintable():
+            raise SettingsError("AMBER_API_TOKENS",
+                                "entries must look like token=actor (printable ASCII actor)")
+        if token in tokens:
+            raise SettingsError("AMBER_API_TOKENS", "a token appears twice")
+        tokens[token] = actor
+    return tokens
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The X-Amber-Signature value for `body` (what a webhook sender computes)."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+class Authenticator:
+    """Checks one request's headers (and raw body, for HMAC) against an AuthConfig."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        self._tokens = [(t.encode("utf-8"), a) for t, a in config.tokens.items()]
+
+    def identify(self, headers: Mapping[str, str], body: bytes, *,
+                 allow_hmac: bool) -> Identity:
+        """The caller's identity; AuthError if the credentials are missing or wrong."""
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            return self._bearer(authorization)
+        signature = headers.get("x-amber-signature")
+        if signature is not None and allow_hmac:
+            return self._hmac(signature, headers.get("x-amber-actor"), body)
+        raise AuthError("authentication required: Authorization: Bearer <token>"
+                        + (" or X-Amber-Signature + X-Amber-Actor" if allow_hmac else ""))
+
+    def _bearer(self, authorization: str) -> Identity:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("Authorization must be 'Bearer <token>'")
+        given = token.strip().encode("utf-8", "replace")
+        actor = None
+        for known, who in self._tokens:  # compare with every token: no timing hint
+            if hmac.compare_digest(known, given):
+                actor = who
+        if actor is None:
+            raise AuthError("unknown bearer token")
+        return Identity(actor=actor, method="bearer")
+
+    def _hmac(self, signature: str, actor: str | None, body: bytes) -> Identity:
+        secret = self.config.webhook_secret
+        if secret is None:
+            raise AuthError("signed webhooks are not enabled (AMBER_WEBHOOK_SECRET is unset)")
+        match = _SIGNATURE.match(signature.strip())
+        if match is None:
+            raise AuthError("X-Amber-Signature must be 'sha256=<64 hex digits>'")
+        if not hmac.compare_digest(sign(secret, body), f"sha256={match.group(1).lower()}"):
+            raise AuthError("X-Amber-Signature does not match the body")
+        if actor is None or not _ACTOR.match(actor):
+            raise AuthError("a signed webhook needs X-Amber-Actor (printable ASCII, "
+                            "at most 127 characters)")
+        return Identity(actor=f"webhook:{actor}", method="hmac")

@@ -1,0 +1,258 @@
+"""What the HTTP API does, without HTTP: start and decide through ThreadService, and reads.
+
+The API never runs a node: a start appends ThreadStarted in worker mode and a
+decision appends DecisionRecorded; `amber worker` takes it from there.
+
+Idempotency is derived from the log, never stored beside it (nothing may exist
+that a rebuild from the topic would not restore):
+
+- start: a thread id is the natural key. A start whose thread already exists
+  with the same graph, actor and input (the ThreadStarted delta) is the same
+  request again and gets the first answer; anything else is a 409.
+- decide: ThreadService.decide recognises a repeat of the last decision once
+  nothing waits; a retry that arrives after the thread moved on, or that lost
+  a race to an identical request, is recognised here by finding the decision
+  that answered its interrupt.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from consumers.api_errors import (
+    GraphNotServedError,
+    IdempotencyMismatchError,
+    NotOnWorkersError,
+    UnknownGraphError,
+)
+from consumers.api_models import (
+    DecisionResponse,
+    HistoryPage,
+    StartResponse,
+    StateOut,
+    ThreadList,
+    decision_of,
+    event_of,
+    summary_of,
+)
+from engine import step
+from engine.canonical import canonical_text
+from engine.checkpointer import Checkpointer
+from engine.errors import (
+    CanonicalJSONError,
+    ConflictError,
+    StaleInterruptError,
+    ThreadExistsError,
+    ThreadNotWaitingError,
+)
+from engine.events import Event, EventType
+from engine.graph import CompiledGraph
+from engine.ledger import ThreadView
+from engine.service import ThreadService
+
+WORKER_MODE = "worker"
+# Never change without a version: the same Idempotency-Key must keep naming the same thread.
+_KEY_NAMESPACE = uuid.UUID("0b7c3f0e-5d2a-4c1e-9a57-3e0f6d1b2a94")
+_DECISION_WINDOW = 200  # how far back a repeated decision is looked for (as ThreadService)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer(Generic[T]):
+    body: T
+    replayed: bool  # the first answer to an identical earlier request; nothing was appended
+
+
+def thread_id_for_key(actor: str, key: str) -> str:
+    """The thread a start with this Idempotency-Key names (per actor: keys never collide)."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x1f{key}"))
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON (so true is not 1, unlike Python's ==)."""
+    try:
+        return canonical_text(a) == canonical_text(b)
+    except CanonicalJSONError:
+        return False
+
+
+class Commands:
+    """The API's operations over one checkpointer and the graphs it serves (by name)."""
+
+    def __init__(self, *, cp: Checkpointer,
+                 graphs: Mapping[str, CompiledGraph] | Iterable[CompiledGraph],
+                 max_waiting: int = 3) -> None:
+        """`max_waiting` bounds the requests that may wait for the projection at once.
+
+        The PostgreSQL reader holds a pooled connection while it waits and needs
+        a second one to check whether it is done: as many waiters as the pool
+        has connections (4 by default) would starve each other until the pool
+        times out. So at most pool size - 1 requests wait at a time.
+        """
+        self.cp = cp
+        items = graphs.values() if isinstance(graphs, Mapping) else graphs
+        self.graphs: dict[str, CompiledGraph] = {g.name: g for g in items}
+        self._gate = threading.BoundedSemaphore(max_waiting)
+
+    # --- commands ----------------------------------------------------------------
+    def start(self, *, graph_name: str, thread_id: str, input: dict[str, Any], actor: str,
+              from_key: bool) -> Answer[StartResponse]:
+        """Append ThreadStarted (worker mode); the first answer again for a repeat."""
+        with self._gate:
+            return self._start(graph_name, thread_id, input, actor, from_key)
+
+    def _start(self, graph_name: str, thread_id: str, input: dict[str, Any], actor: str,
+               from_key: bool) -> Answer[StartResponse]:
+        graph = self.graphs.get(graph_name)
+        if graph is None:
+            served = ", ".join(sorted(self.graphs)) or "none (set AMBER_GRAPHS)"
+            raise UnknownGraphError(f"graph {graph_name!r} is not served here; served: {served}")
+        service = ThreadService(graph, self.cp)
+        try:
+            service.start(thread_id, input, actor=actor, mode=WORKER_MODE)
+        except (ThreadExistsError, ConflictError) as e:
+            first = self._first_event(service, thread_id)
+            if first is None or not self._same_start(graph, first, input, actor):
+                if from_key and first is not None:
+                    raise IdempotencyMismatchError(
+                        "this Idempotency-Key already started a thread with another graph, "
+                        f"actor or input (thread {thread_id!r})") from None
+                raise e from None
+            return Answer(body=_started(first), replayed=True)
+        return Answer(body=StartResponse(thread_id=thread_id, graph=graph.name,
+                                         status="running", seq=0), replayed=False)
+
+    def decide(self, *, thread_id: str, value: Any, interrupt_id: str | None,
+               reason: str | None, actor: str) -> Answer[DecisionResponse]:
+        """Append DecisionRecorded on the open interrupt; the first answer for a repeat."""
+        with self._gate:
+            return self._decide(thread_id, value, interrupt_id, reason, actor)
+
+    def _decide(self, thread_id: str, value: Any, interrupt_id: str | None,
+                reason: str | None, actor: str) -> Answer[DecisionResponse]:
+        view = self._view(thread_id)
+        graph = self.graphs.get(view.graph)
+        if graph is None:
+            raise GraphNotServedError(f"thread {thread_id!r} runs graph {view.graph!r}, which "
+                                      "this server does not serve")
+        if view.mode != WORKER_MODE:
+            raise NotOnWorkersError(f"thread {thread_id!r} runs {view.mode or 'inline'}, not on "
+                                    "the workers: nothing would continue it after a decision "
+                                    "here; resume it with `amber resume`")
+        service = ThreadService(graph, self.cp)
+        aimed_at = interrupt_id or (view.interrupt.id if view.status == "interrupted"
+                                    and view.interrupt is not None else None)
+        try:
+            decided = service.decide(thread_id, value, actor=actor, interrupt_id=interrupt_id,
+                                     reason=reason)
+        except (ThreadNotWaitingError, StaleInterruptError, ConflictError):
+            earlier = self._answer_to(service, thread_id, aimed_at, value, actor)
+            if earlier is None:
+                raise
+            return Answer(body=decision_of(earlier), replayed=True)
+        if decided.repeated:
+            last = self._last_decision(thread_id, decided.cursor.view.head.seq)
+            if last is None or not _same_json(step.resumes_of(last)[-1:], [value]):
+                # ThreadService compares with ==, for which 1 repeats true: not here
+                raise ThreadNotWaitingError(f"thread {thread_id!r} is "
+                                            f"{decided.cursor.view.status}, not waiting")
+            return Answer(body=decision_of(last), replayed=True)
+        return Answer(body=decision_of(decided.cursor.head), replayed=False)
+
+    # --- reads ---------------------------------------------------------------------
+    def thread(self, thread_id: str) -> ThreadView:
+        """The thread's view; a miss waits for the projection once (read-your-writes)."""
+        view = self.cp.projection.get_thread(thread_id)
+        if view is not None:
+            return view
+        with self._gate:
+            return self._view(thread_id)
+
+    def history(self, thread_id: str, *, after_seq: int, limit: int) -> HistoryPage:
+        self.thread(thread_id)
+        page = self.cp.projection.history(thread_id, after_seq=after_seq, limit=limit)
+        nxt = page[-1].event.seq if len(page) == limit and page else None
+        return HistoryPage(thread_id=thread_id, events=[event_of(c) for c in page],
+                           next_after_seq=nxt)
+
+    def list_threads(self, *, status: str | None, graph: str | None, limit: int,
+                     offset: int) -> ThreadList:
+        views = self.cp.projection.list_threads(status=status, graph=graph, limit=limit,
+                                                offset=offset)
+        return ThreadList(threads=[summary_of(v) for v in views], limit=limit, offset=offset)
+
+    def state(self, thread_id: str, seq: int | None) -> StateOut:
+        view = self.thread(thread_id)
+        state = self.cp.projection.get_state(thread_id, seq)
+        return StateOut.model_validate({"thread_id": thread_id, "status": view.status,
+                                        "seq": view.head.seq if seq is None else seq,
+                                        "state": state})
+
+    # --- helpers (callers hold the gate) --------------------------------------------------
+    def _view(self, thread_id: str) -> ThreadView:
+        view = self.cp.projection.get_thread(thread_id)
+        if view is None:
+            self._catch_up(thread_id)
+            view = self.cp.projection.require(thread_id)
+        return view
+
+    def _catch_up(self, thread_id: str) -> None:
+        partition = self.cp.log.partition_of(thread_id)
+        end = self.cp.log.end_offsets()[partition]
+        self.cp.projection.wait_for_offset(partition, end, timeout_s=self.cp.catchup_timeout_s)
+
+    def _first_event(self, service: ThreadService, thread_id: str) -> Event | None:
+        service.catch_up(thread_id)  # a racing winner may not be projected yet
+        first = self.cp.projection.history(thread_id, limit=1)
+        return first[0].event if first else None
+
+    @staticmethod
+    def _same_start(graph: CompiledGraph, first: Event, input: dict[str, Any],
+                    actor: str) -> bool:
+        if first.type is not EventType.THREAD_STARTED or first.graph.name != graph.name \
+                or first.actor != actor or first.mode != WORKER_MODE:
+            return False
+        ops, _ = graph.schema.initial(input)  # an input that does not validate raises here
+        return _same_json(ops, first.ops())
+
+    def _answer_to(self, service: ThreadService, thread_id: str, interrupt_id: str | None,
+                   value: Any, actor: str) -> Event | None:
+        """The accepted decision on `interrupt_id` if it is this very one (same actor, value)."""
+        seq = _interrupt_seq(thread_id, interrupt_id)
+        if interrupt_id is None or seq is None:
+            return None
+        service.catch_up(thread_id)
+        for cp in self.cp.projection.history(thread_id, after_seq=seq, limit=1):
+            e = cp.event
+            if e.type is EventType.DECISION_RECORDED and e.causation_id == interrupt_id \
+                    and e.actor == actor and _same_json(step.resumes_of(e)[-1:], [value]):
+                return e
+        return None
+
+    def _last_decision(self, thread_id: str, head_seq: int) -> Event | None:
+        since = max(-1, head_seq - _DECISION_WINDOW)
+        page = self.cp.projection.history(thread_id, after_seq=since, limit=_DECISION_WINDOW + 1)
+        for cp in reversed(page):
+            if cp.event.type is EventType.DECISION_RECORDED:
+                return cp.event
+        return None
+
+
+def _interrupt_seq(thread_id: str, interrupt_id: str | None) -> int | None:
+    """The seq of the Interrupted event named `thread:seq:node` (engine.step's format)."""
+    prefix = f"{thread_id}:"
+    if interrupt_id is None or not interrupt_id.startswith(prefix):
+        return None
+    seq, _, _ = interrupt_id[len(prefix):].partition(":")
+    return int(seq) if seq.isascii() and seq.isdigit() and len(seq) < 16 else None
+
+
+def _started(first: Event) -> StartResponse:
+    return StartResponse(thread_id=first.thread_id, graph=first.graph.name, status="running",
+                         seq=first.seq)
+

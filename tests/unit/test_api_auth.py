@@ -1,0 +1,154 @@
+"""Authentication of the HTTP API: bearer tokens, signed webhooks, 401s that append nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from consumers.api_auth import AuthConfig, Authenticator, AuthError, parse_tokens, sign
+from engine.errors import SettingsError
+from tests.unit.test_api_support import ALICE, SECRET, Api, make_api, signed
+
+
+@pytest.fixture
+def api() -> Api:
+    return make_api()
+
+
+def _decision(api: Api, thread: str, headers: dict[str, str], body: bytes) -> Any:
+    return api.client.post(f"/threads/{thread}/decisions", content=body, headers=headers)
+
+
+ENDPOINTS = [("POST", "/threads", {"graph": "doc_approval"}),
+             ("POST", "/threads/w/decisions", {"value": True}),
+             ("GET", "/threads", None), ("GET", "/threads/w", None),
+             ("GET", "/threads/w/history", None), ("GET", "/threads/w/state", None)]
+BAD_CREDENTIALS = [
+    {},
+    {"Authorization": "Bearer nope"},
+    {"Authorization": "Basic dG9rLWFsaWNlOg=="},
+    {"Authorization": "Bearer"},
+    {"Authorization": "tok-alice"},
+]
+
+
+@pytest.mark.parametrize("headers", BAD_CREDENTIALS)
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_missing_or_wrong_credentials_are_401_and_append_nothing(
+        api: Api, method: str, path: str, body: Any, headers: dict[str, str]) -> None:
+    api.waiting("w")
+    before = api.ends()
+    r = api.client.request(method, path, json=body, headers=headers)
+    assert r.status_code == 401, r.json()
+    assert r.json()["error"]["code"] == "unauthenticated"
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    assert api.ends() == before
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/threads"),
+                                              ("POST", "/threads/w/decisions"),
+                                              ("GET", "/threads/w/history?limit=-1"),
+                                              ("GET", "/threads/%20x")])
+def test_an_unauthenticated_invalid_request_is_401_not_422(api: Api, method: str,
+                                                           path: str) -> None:
+    r = api.client.request(method, path, content=b"{broken",
+                           headers={"Content-Type": "application/json"})
+    assert r.status_code == 401, r.json()
+
+
+def test_a_signed_webhook_is_accepted_as_its_actor(api: Api) -> None:
+    interrupt_id = api.waiting("w")
+    body = json.dumps({"value": {"approved": True}, "interrupt_id": interrupt_id}).encode()
+    r = _decision(api, "w", signed(body, "erp-7"), body)
+    assert r.status_code == 202 and r.json()["actor"] == "webhook:erp-7"
+    assert api.events("w")[-1].actor == "webhook:erp-7"
+
+
+def test_a_signed_start_is_accepted(api: Api) -> None:
+    body = json.dumps({"graph": "doc_approval", "thread_id": "hook-1"}).encode()
+    r = api.client.post("/threads", content=body, headers=signed(body, "crm"))
+    assert r.status_code == 202
+    assert api.events("hook-1")[0].actor == "webhook:crm"
+
+
+def _tampered(body: bytes) -> dict[str, str]:
+    return signed(body.replace(b"true", b"false"))
+
+
+@pytest.mark.parametrize("make_headers", [
+    lambda body: signed(body, secret=b"another-secret-entirely"),
+    _tampered,
+    lambda body: signed(body, actor=None),
+    lambda body: signed(body, actor=""),
+    lambda body: signed(body, actor=" padded"),
+    lambda body: {**signed(body), "X-Amber-Signature": "sha256=zz"},
+    lambda body: {**signed(body), "X-Amber-Signature": signed(body)["X-Amber-Signature"][7:]},
+    lambda body: {**signed(body), "X-Amber-Signature": "sha1=" + "0" * 40},
+], ids=["wrong secret", "other body", "no actor", "empty actor", "padded actor", "not hex",
+        "no prefix", "sha1"])
+def test_bad_signatures_are_401_and_append_nothing(api: Api, make_headers: Any) -> None:
+    api.waiting("w")
+    body = json.dumps({"value": True}).encode()
+    before = api.ends()
+    r = _decision(api, "w", make_headers(body), body)
+    assert r.status_code == 401, r.json()
+    assert api.ends() == before
+
+
+def test_a_signature_does_not_unlock_reads(api: Api) -> None:
+    api.waiting("w")
+    r = api.client.get("/threads/w", headers=signed(b""))
+    assert r.status_code == 401
+
+
+def test_signatures_are_refused_when_no_secret_is_configured() -> None:
+    api = make_api(auth=AuthConfig(tokens={"tok-alice": "alice"}))
+    api.waiting("w")
+    body = json.dumps({"value": True}).encode()
+    assert _decision(api, "w", signed(body), body).status_code == 401
+
+
+def test_with_no_credentials_configured_everything_is_401_but_healthz() -> None:
+    api = make_api(auth=AuthConfig())
+    assert api.client.post("/threads", json={"graph": "doc_approval"},
+                           headers=ALICE).status_code == 401
+    assert api.client.get("/healthz").status_code == 200
+
+
+def test_the_token_decides_the_actor(api: Api) -> None:
+    api.waiting("w")
+    r = api.client.post("/threads/w/decisions", json={"value": True},
+                        headers={"Authorization": "bearer tok-bob"})
+    assert r.status_code == 202 and r.json()["actor"] == "bob"
+
+
+def test_tokens_parse_and_bad_ones_name_the_variable() -> None:
+    assert parse_tokens(" a=alice , b=bob@example.com ,") == {"a": "alice",
+                                                             "b": "bob@example.com"}
+    assert parse_tokens("") == {}
+    for bad in ("a", "=alice", "a=", "a=alice,a=bob", "a=ali\tce"):
+        with pytest.raises(SettingsError, match="AMBER_API_TOKENS"):
+            parse_tokens(bad)
+
+
+def test_config_from_env() -> None:
+    config = AuthConfig.from_env({"AMBER_API_TOKENS": "t=alice",
+                                  "AMBER_WEBHOOK_SECRET": SECRET.decode()})
+    assert config.tokens == {"t": "alice"} and config.webhook_secret == SECRET
+    assert config.enabled and not AuthConfig.from_env({}).enabled
+    with pytest.raises(SettingsError, match="AMBER_WEBHOOK_SECRET"):
+        AuthConfig.from_env({"AMBER_WEBHOOK_SECRET": "short"})
+
+
+def test_authenticator_directly() -> None:
+    auth = Authenticator(AuthConfig(tokens={"t": "alice"}, webhook_secret=SECRET))
+    assert auth.identify({"authorization": "Bearer t"}, b"", allow_hmac=False).actor == "alice"
+    headers = {"x-amber-signature": sign(SECRET, b"{}"), "x-amber-actor": "bot"}
+    assert auth.identify(headers, b"{}", allow_hmac=True).actor == "webhook:bot"
+    with pytest.raises(AuthError):
+        auth.identify(headers, b"{}", allow_hmac=False)
+    upper = {**headers, "x-amber-signature": headers["x-amber-signature"].upper()
+             .replace("SHA256=", "sha256=")}
+    assert auth.identify(upper, b"{}", allow_hmac=True).method == "hmac"
