@@ -71,6 +71,8 @@ class Worker:
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
             auto_offset_reset="earliest", metrics_enabled=False, fetch_max_wait_ms=poll_ms,
+            # A dead worker's partitions move after 10 s, not the default 45 s.
+            session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
             max_poll_records=max_records, client_id=f"amber-worker-{group}")
         self._consumer.subscribe([cp.log.topic], listener=_Rebalance(self))
 

@@ -178,8 +178,10 @@ class ThreadService:
             event = cp.event
             if event.type is EventType.DECISION_RECORDED:
                 same_id = interrupt_id is None or interrupt_id == event.causation_id
-                return same_id and event.actor == actor and \
-                    step.resumes_of(event)[-1:] == [value]
+                last = step.resumes_of(event)[-1:]
+                # canonical text, not ==: 1 == True, yet a different decision
+                return same_id and event.actor == actor and bool(last) and \
+                    canonical_text(last[0]) == canonical_text(value)
         return False
 
     def _check_waiting(self, cursor: Cursor, interrupt_id: str | None) -> None:
