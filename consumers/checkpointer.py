@@ -8,9 +8,15 @@ the `amber.checkpointer` entry point makes it the default.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from engine.checkpointer import Checkpointer
+from engine.errors import SettingsError
 from engine.settings import Settings
+
+if TYPE_CHECKING:  # the adapters are imported lazily: only the chosen client must be installed
+    from engine.eventlog_confluent import ConfluentEventLog
+    from engine.eventlog_kafka import KafkaEventLog
 
 
 class AmberCheckpointer:
@@ -20,11 +26,9 @@ class AmberCheckpointer:
     def from_settings(settings: Settings, *, ensure_topic: bool = True,
                       role: str = "runner") -> Checkpointer:
         """`role` names the PostgreSQL connections (application_name amber-<role>)."""
-        from engine.eventlog_kafka import KafkaEventLog
         from projector.reader import PostgresProjectionReader
 
-        log = KafkaEventLog(bootstrap=settings.kafka_bootstrap, topic=settings.events_topic,
-                            partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s)
+        log = event_log(settings)
         if ensure_topic:
             log.ensure_topic()
         reader = PostgresProjectionReader(_named(settings.database_url, f"amber-{role}"),
@@ -42,6 +46,25 @@ class AmberCheckpointer:
         settings = replace(Settings.from_env(), kafka_bootstrap=kafka, database_url=database,
                            topic_prefix=topic_prefix)
         return AmberCheckpointer.from_settings(settings)
+
+
+def event_log(settings: Settings) -> KafkaEventLog | ConfluentEventLog:
+    """The Kafka EventLog adapter named by `settings.kafka_client` (imported only if chosen)."""
+    if settings.kafka_client == "confluent":
+        try:
+            from engine.eventlog_confluent import ConfluentEventLog
+        except ImportError as e:
+            raise SettingsError("AMBER_KAFKA_CLIENT", "confluent needs the confluent-kafka "
+                                f"package: pip install 'amber[fast]' ({e})") from None
+        return ConfluentEventLog(bootstrap=settings.kafka_bootstrap,
+                                 topic=settings.events_topic, partitions=settings.partitions,
+                                 ack_timeout_s=settings.ack_timeout_s)
+    if settings.kafka_client == "kafka-python":
+        from engine.eventlog_kafka import KafkaEventLog
+
+        return KafkaEventLog(bootstrap=settings.kafka_bootstrap, topic=settings.events_topic,
+                             partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s)
+    raise SettingsError("AMBER_KAFKA_CLIENT", f"unknown Kafka client {settings.kafka_client!r}")
 
 
 def default_checkpointer() -> Checkpointer:

@@ -10,16 +10,20 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from engine.errors import SettingsError
 
 T = TypeVar("T")
 
+KafkaClient = Literal["kafka-python", "confluent"]  # the EventLog adapters to choose from
+KAFKA_CLIENTS: tuple[KafkaClient, ...] = ("kafka-python", "confluent")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_client: KafkaClient = "kafka-python"  # or "confluent" (librdkafka, the `fast` extra)
     database_url: str = "postgresql://amber:amber@127.0.0.1:5432/amber"
     topic_prefix: str = "amber"
     partitions: int = 12
@@ -41,6 +45,7 @@ class Settings:
         d = cls()
         return cls(
             kafka_bootstrap=_read(env, "AMBER_KAFKA_BOOTSTRAP", _nonempty, d.kafka_bootstrap),
+            kafka_client=_read(env, "AMBER_KAFKA_CLIENT", _kafka_client, d.kafka_client),
             database_url=_read(env, "AMBER_DATABASE_URL", _pg_url, d.database_url),
             topic_prefix=_read(env, "AMBER_TOPIC_PREFIX", _nonempty, d.topic_prefix),
             partitions=_read(env, "AMBER_PARTITIONS", _positive_int, d.partitions),
@@ -68,6 +73,13 @@ def _nonempty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
     return raw.strip()
+
+
+def _kafka_client(raw: str) -> KafkaClient:
+    value = raw.strip().lower()
+    if value not in KAFKA_CLIENTS:
+        raise ValueError(f"must be one of {', '.join(KAFKA_CLIENTS)}")
+    return value
 
 
 def _pg_url(raw: str) -> str:
