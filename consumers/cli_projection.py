@@ -19,7 +19,7 @@ import typer
 from consumers.cli import app
 
 if TYPE_CHECKING:
-    from engine.eventlog_kafka import KafkaEventLog
+    from engine.eventlog import EventLog
     from engine.events import Event
     from engine.ledger import ThreadView
     from engine.settings import Settings
@@ -40,12 +40,10 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _event_log(settings: Settings) -> KafkaEventLog:
-    from engine.eventlog_kafka import KafkaEventLog
+def _event_log(settings: Settings) -> EventLog:
+    from consumers.checkpointer import event_log
 
-    return KafkaEventLog(bootstrap=settings.kafka_bootstrap, topic=settings.events_topic,
-                         partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s,
-                         client_id="amber-projector")
+    return event_log(settings)  # the adapter AMBER_KAFKA_CLIENT names
 
 
 def _reader(settings: Settings, group: str = _DEFAULT_GROUP) -> PostgresProjectionReader:

@@ -16,13 +16,12 @@ def status(group: Annotated[str, typer.Option(help="projector group")] = "amber-
            ) -> None:
     """Events on the topic, projector lag, worker groups (members, lag)."""
     from consumers import status as st
+    from consumers.checkpointer import event_log
     from engine.errors import AmberError
-    from engine.eventlog_kafka import KafkaEventLog
     from engine.settings import Settings
 
     settings = Settings.from_env()
-    log = KafkaEventLog(bootstrap=settings.kafka_bootstrap, topic=settings.events_topic,
-                        partitions=settings.partitions)
+    log = event_log(settings)
     try:
         ends = log.end_offsets()
         groups = [st.projector_group(settings, ends, group), *st.worker_groups(settings, ends)]
