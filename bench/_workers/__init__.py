@@ -1,0 +1,1 @@
+"""Helpers of bench/workers.py: graphs, the stack, the probed worker, the LangGraph peer."""

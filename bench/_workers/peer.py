@@ -1,0 +1,279 @@
+"""The LangGraph peer of bench/workers.py: one asyncio process, AsyncPostgresSaver.
+
+    python -m bench._workers.peer --database URL [--threads 400] [--concurrency 8,16,32] \
+        [--hitl 200] [--nodes 10]
+
+Its best concurrent setup on one machine: one event loop, an AsyncConnectionPool
+as large as the concurrency (psycopg 3, autocommit, no prepared statements,
+dict rows, as LangGraph's docs set it up), `ainvoke` of many threads at once
+bounded by a semaphore. Durability "sync" (each checkpoint committed before
+the next step, what Amber's broker ack gives); LangGraph's default "async" is
+measured at the best concurrency for reference only.
+
+1. linear: the same 10-node chain as bench/_workers/graphs.py, N threads, for
+   each concurrency; steps = nodes executed.
+2. HITL at each concurrency: draft → review → send, each thread started
+   (runs to the interrupt) and resumed right away, concurrently. Two styles:
+   interrupt_before=["review"] + aupdate_state + ainvoke(None), and interrupt()
+   inside review + ainvoke(Command(resume=...)); both reported.
+
+Prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import operator
+import os
+import sys
+import time
+from typing import Annotated, Any, TypedDict
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from bench._workers.stack import machine_busy_s, postgres_cpu_s
+
+
+class LinearState(TypedDict):
+    trace: Annotated[list[int], operator.add]
+    count: int
+
+
+def _node(i: int) -> Any:
+    def node(state: LinearState) -> dict[str, Any]:
+        return {"trace": [i], "count": state["count"] + 1}
+    node.__name__ = f"n{i:02d}"
+    return node
+
+
+def linear_graph(nodes: int, saver: AsyncPostgresSaver) -> Any:
+    g = StateGraph(LinearState)
+    names = [f"n{i:02d}" for i in range(nodes)]
+    for i, name in enumerate(names):
+        g.add_node(name, _node(i))
+    g.add_edge(START, names[0])
+    for a, b in itertools.pairwise(names):
+        g.add_edge(a, b)
+    g.add_edge(names[-1], END)
+    return g.compile(checkpointer=saver)
+
+
+class HitlState(TypedDict, total=False):
+    request: str
+    draft: str
+    decision: dict[str, Any] | None
+    approved: bool | None
+    sent: str | None
+    audit: Annotated[list[str], operator.add]
+
+
+def draft(state: HitlState) -> dict[str, Any]:
+    return {"draft": f"re: {state['request']}", "audit": ["drafted"]}
+
+
+def review_static(state: HitlState) -> dict[str, Any]:
+    approved = bool((state.get("decision") or {}).get("approved"))
+    return {"approved": approved, "audit": [f"review: {approved}"]}
+
+
+def review_dynamic(state: HitlState) -> dict[str, Any]:
+    answer = interrupt({"draft": state["draft"]})
+    approved = bool(answer.get("approved"))
+    return {"approved": approved, "audit": [f"review: {approved}"]}
+
+
+def send(state: HitlState) -> dict[str, Any]:
+    return {"sent": f"msg-{len(state['draft'])}", "audit": ["sent"]}
+
+
+def route(state: HitlState) -> str:
+    return "send" if state.get("approved") else END
+
+
+def hitl_graph(saver: AsyncPostgresSaver, *, dynamic: bool) -> Any:
+    g = StateGraph(HitlState)
+    g.add_node("draft", draft)
+    g.add_node("review", review_dynamic if dynamic else review_static)
+    g.add_node("send", send)
+    g.add_edge(START, "draft")
+    g.add_edge("draft", "review")
+    g.add_conditional_edges("review", route, {"send": "send", END: END})
+    g.add_edge("send", END)
+    if dynamic:
+        return g.compile(checkpointer=saver)
+    return g.compile(checkpointer=saver, interrupt_before=["review"])
+
+
+def _cfg(thread: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+def _pct(values: list[float]) -> dict[str, float]:
+    s = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(1000 * s[min(len(s) - 1, int(q * len(s)))], 2)
+
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": round(1000 * s[-1], 2)}
+
+
+async def _bounded(concurrency: int, items: list[str], body: Any) -> tuple[float, list[float]]:
+    sem = asyncio.Semaphore(concurrency)
+    lat: list[float] = []
+
+    async def one(item: str) -> None:
+        async with sem:
+            t = time.perf_counter()
+            await body(item)
+            lat.append(time.perf_counter() - t)
+
+    w0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in items))
+    return time.perf_counter() - w0, lat
+
+
+class Peer:
+    def __init__(self, database: str, nodes: int) -> None:
+        self.database = database
+        self.nodes = nodes
+        self.run_id = os.urandom(4).hex()
+
+    async def _pool(self, size: int) -> AsyncConnectionPool[Any]:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self.database, min_size=size, max_size=size, open=False,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+        await pool.open(wait=True)
+        return pool
+
+    async def linear(self, concurrency: int, threads: int, durability: str,
+                     warmup: int) -> dict[str, Any]:
+        pool = await self._pool(concurrency)
+        try:
+            saver = AsyncPostgresSaver(pool)
+            app = linear_graph(self.nodes, saver)
+            tag = f"{self.run_id}-lin-{durability}-{concurrency}"
+
+            async def body(t: str) -> None:
+                out = await app.ainvoke({"trace": [], "count": 0}, _cfg(t),
+                                        durability=durability)
+                assert out["count"] == self.nodes, out
+
+            await _bounded(concurrency, [f"{tag}-warm-{i}" for i in range(warmup)], body)
+            c0, pg0, m0 = time.process_time(), postgres_cpu_s(), machine_busy_s()
+            wall, lat = await _bounded(concurrency, [f"{tag}-{i}" for i in range(threads)], body)
+            cpu, pg = time.process_time() - c0, postgres_cpu_s() - pg0
+            busy = machine_busy_s() - m0
+        finally:
+            await pool.close()
+        steps = threads * self.nodes
+        return {"concurrency": concurrency, "pool_size": concurrency, "durability": durability,
+                "threads": threads, "steps": steps, "wall_s": round(wall, 3),
+                "steps_per_s": round(steps / wall, 1), "process_cpu_s": round(cpu, 3),
+                "process_cpu_us_per_step": round(1e6 * cpu / steps, 1),
+                "postgres_cpu_us_per_step (all backends)": round(1e6 * pg / steps, 1),
+                "machine_cores_busy": round(busy / wall, 2),
+                "other_processes_cores": round(max(0.0, busy - cpu - pg) / wall, 2),
+                "thread_latency_ms": _pct(lat)}
+
+    async def hitl(self, concurrency: int, threads: int, style: str,
+                   warmup: int) -> dict[str, Any]:
+        pool = await self._pool(concurrency)
+        try:
+            saver = AsyncPostgresSaver(pool)
+            app = hitl_graph(saver, dynamic=style == "dynamic")
+            tag = f"{self.run_id}-hitl-{style}-{concurrency}"
+            decision = {"approved": True}
+
+            async def body(t: str) -> None:
+                await app.ainvoke({"request": f"refund {t}", "audit": []}, _cfg(t),
+                                  durability="sync")
+                snap = await app.aget_state(_cfg(t))
+                assert snap.next == ("review",), snap.next
+                if style == "dynamic":
+                    out = await app.ainvoke(Command(resume=decision), _cfg(t),
+                                            durability="sync")
+                else:
+                    await app.aupdate_state(_cfg(t), {"decision": decision})
+                    out = await app.ainvoke(None, _cfg(t), durability="sync")
+                assert out.get("sent"), out
+
+            await _bounded(concurrency, [f"{tag}-warm-{i}" for i in range(warmup)], body)
+            c0, pg0, m0 = time.process_time(), postgres_cpu_s(), machine_busy_s()
+            wall, lat = await _bounded(concurrency, [f"{tag}-{i}" for i in range(threads)], body)
+            cpu, pg = time.process_time() - c0, postgres_cpu_s() - pg0
+            busy = machine_busy_s() - m0
+        finally:
+            await pool.close()
+        return {"style": {"static": "interrupt_before=['review'] + aupdate_state + "
+                                    "ainvoke(None)",
+                          "dynamic": "interrupt() in review + ainvoke(Command(resume=...))"
+                          }[style],
+                "concurrency": concurrency, "durability": "sync", "round_trips": threads,
+                "wall_s": round(wall, 3), "round_trips_per_s": round(threads / wall, 1),
+                "process_cpu_s": round(cpu, 3), "postgres_cpu_s (all backends)": round(pg, 3),
+                "machine_cores_busy": round(busy / wall, 2),
+                "other_processes_cores": round(max(0.0, busy - cpu - pg) / wall, 2),
+                "round_trip_latency_ms (start + get_state + resume)": _pct(lat)}
+
+
+async def run(a: argparse.Namespace) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    peer = Peer(a.database, a.nodes)
+    setup = await peer._pool(1)
+    try:
+        await AsyncPostgresSaver(setup).setup()
+    finally:
+        await setup.close()
+    linear = []
+    for c in a.concurrency:
+        print(f"[peer] linear, concurrency {c}", file=sys.stderr, flush=True)
+        linear.append(await peer.linear(c, a.threads, "sync", a.warmup))
+    best = max(linear, key=lambda r: r["steps_per_s"])
+    print(f"[peer] linear durability=async at {best['concurrency']}", file=sys.stderr, flush=True)
+    async_ref = await peer.linear(best["concurrency"], a.threads, "async", a.warmup)
+    hitl: list[dict[str, Any]] = []
+    for c in a.concurrency:
+        for style in ("static", "dynamic"):
+            print(f"[peer] HITL {style} at {c}", file=sys.stderr, flush=True)
+            hitl.append(await peer.hitl(c, a.hitl, style, a.warmup))
+    best_hitl = max(hitl, key=lambda r: r["round_trips_per_s"])
+    return {
+        "setup": "one asyncio process; AsyncPostgresSaver on an AsyncConnectionPool "
+                 "(size = concurrency, autocommit, prepare_threshold=0, dict_row); "
+                 "ainvoke under an asyncio.Semaphore(concurrency); durability='sync'",
+        "linear_by_concurrency": linear,
+        "linear_best": {"concurrency": best["concurrency"], "steps_per_s": best["steps_per_s"]},
+        "linear_async_durability_reference": async_ref,
+        "hitl_by_concurrency_and_style": hitl,
+        "hitl_best": {"style": best_hitl["style"], "concurrency": best_hitl["concurrency"],
+                      "round_trips_per_s": best_hitl["round_trips_per_s"]},
+        "versions": {d: version(d) for d in ("langgraph", "langgraph-checkpoint",
+                                             "langgraph-checkpoint-postgres", "psycopg",
+                                             "psycopg-pool")},
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--database", required=True)
+    p.add_argument("--threads", type=int, default=400)
+    p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
+                   default=[8, 16, 32])
+    p.add_argument("--hitl", type=int, default=200)
+    p.add_argument("--nodes", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=8)
+    a = p.parse_args()
+    doc = asyncio.run(run(a))
+    sys.stdout.write(json.dumps(doc) + "\n")
+
+
+if __name__ == "__main__":
+    main()
