@@ -24,7 +24,7 @@ class AmberCheckpointer:
 
     @staticmethod
     def from_settings(settings: Settings, *, ensure_topic: bool = True,
-                      role: str = "runner") -> Checkpointer:
+                      role: str = "runner", pool_size: int = 4) -> Checkpointer:
         """`role` names the PostgreSQL connections (application_name amber-<role>)."""
         from projector.reader import PostgresProjectionReader
 
@@ -32,7 +32,7 @@ class AmberCheckpointer:
         if ensure_topic:
             log.ensure_topic()
         reader = PostgresProjectionReader(_named(settings.database_url, f"amber-{role}"),
-                                          topic=settings.events_topic)
+                                          topic=settings.events_topic, pool_size=pool_size)
         return Checkpointer(log=log, projection=reader,
                             catchup_timeout_s=settings.catchup_timeout_s,
                             snapshot_every=settings.snapshot_every, on_close=reader.close)
