@@ -24,95 +24,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
-import operator
 import os
 import sys
 import time
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+# The graphs are bench/inline.py's, so both benches compare the very same peer.
+from bench._inline.peer_langgraph import _cfg, hitl_graph, linear_graph
 from bench._workers.stack import machine_busy_s, postgres_cpu_s
-
-
-class LinearState(TypedDict):
-    trace: Annotated[list[int], operator.add]
-    count: int
-
-
-def _node(i: int) -> Any:
-    def node(state: LinearState) -> dict[str, Any]:
-        return {"trace": [i], "count": state["count"] + 1}
-    node.__name__ = f"n{i:02d}"
-    return node
-
-
-def linear_graph(nodes: int, saver: AsyncPostgresSaver) -> Any:
-    g = StateGraph(LinearState)
-    names = [f"n{i:02d}" for i in range(nodes)]
-    for i, name in enumerate(names):
-        g.add_node(name, _node(i))
-    g.add_edge(START, names[0])
-    for a, b in itertools.pairwise(names):
-        g.add_edge(a, b)
-    g.add_edge(names[-1], END)
-    return g.compile(checkpointer=saver)
-
-
-class HitlState(TypedDict, total=False):
-    request: str
-    draft: str
-    decision: dict[str, Any] | None
-    approved: bool | None
-    sent: str | None
-    audit: Annotated[list[str], operator.add]
-
-
-def draft(state: HitlState) -> dict[str, Any]:
-    return {"draft": f"re: {state['request']}", "audit": ["drafted"]}
-
-
-def review_static(state: HitlState) -> dict[str, Any]:
-    approved = bool((state.get("decision") or {}).get("approved"))
-    return {"approved": approved, "audit": [f"review: {approved}"]}
-
-
-def review_dynamic(state: HitlState) -> dict[str, Any]:
-    answer = interrupt({"draft": state["draft"]})
-    approved = bool(answer.get("approved"))
-    return {"approved": approved, "audit": [f"review: {approved}"]}
-
-
-def send(state: HitlState) -> dict[str, Any]:
-    return {"sent": f"msg-{len(state['draft'])}", "audit": ["sent"]}
-
-
-def route(state: HitlState) -> str:
-    return "send" if state.get("approved") else END
-
-
-def hitl_graph(saver: AsyncPostgresSaver, *, dynamic: bool) -> Any:
-    g = StateGraph(HitlState)
-    g.add_node("draft", draft)
-    g.add_node("review", review_dynamic if dynamic else review_static)
-    g.add_node("send", send)
-    g.add_edge(START, "draft")
-    g.add_edge("draft", "review")
-    g.add_conditional_edges("review", route, {"send": "send", END: END})
-    g.add_edge("send", END)
-    if dynamic:
-        return g.compile(checkpointer=saver)
-    return g.compile(checkpointer=saver, interrupt_before=["review"])
-
-
-def _cfg(thread: str) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread}}
 
 
 def _pct(values: list[float]) -> dict[str, float]:
