@@ -34,6 +34,10 @@ class ProjectorConfig:
     group: str = DEFAULT_GROUP
     batch_size: int = 5000  # records per PostgreSQL transaction, at most
     poll_timeout_s: float = 0.5
+    # Under a trickle (one inline runner) every event was its own transaction and
+    # the projector took a third of the machine's CPU; lingering a few ms batches
+    # them. It delays read-your-writes by at most this much.
+    linger_s: float = 0.005
     lock_wait_s: float = 0.0  # how long to wait for another instance of the group to exit
     cache_size: int = 100_000  # thread views kept in memory
     retry_for_s: float = 60.0  # give up after transient failures lasting this long
@@ -228,9 +232,11 @@ class Projector:
     def _poll(self, reader: LogReader) -> list[Delivery]:
         size = self.config.batch_size
         out = reader.poll(max_records=size, timeout_s=self.config.poll_timeout_s)
-        while out and len(out) < size:  # take what is already buffered, without waiting
-            more = reader.poll(max_records=size - len(out), timeout_s=0)
-            if not more:
+        deadline = time.monotonic() + self.config.linger_s
+        while out and len(out) < size:  # gather what arrives within the linger
+            wait = max(0.0, deadline - time.monotonic())
+            more = reader.poll(max_records=size - len(out), timeout_s=wait)
+            if not more and wait == 0.0:
                 break
             out += more
         return out
