@@ -44,7 +44,8 @@ class StateSchema:
     def initial(self, values: dict[str, Any], *, node: str = "__start__") -> tuple[list[Op], State]:
         """Ops and state for a thread's input, from the model's defaults."""
         defaults = self.model.model_construct().model_dump(mode="json")
-        return self.apply(defaults, values, node=node, base_ops=[_set_all(defaults)])
+        _, state = self.apply(defaults, values, node=node, base_ops=[_set_all(defaults)])
+        return _set_all(state), state  # one `set` per field: the first event reads plainly
 
     def apply(self, state: State, update: dict[str, Any] | None, *, node: str,
               base_ops: list[list[Op]] | None = None) -> tuple[list[Op], State]:
