@@ -31,8 +31,8 @@ def _seq_node(i: int) -> Any:
     return node
 
 
-def linear_graph(nodes: int = NODES) -> CompiledGraph:
-    g = Graph(SeqState, name=f"bench_linear_{nodes}")
+def linear_graph(nodes: int = NODES, *, name: str | None = None) -> CompiledGraph:
+    g = Graph(SeqState, name=name or f"bench_linear_{nodes}")
     names = [f"n{i:02d}" for i in range(nodes)]
     for i, name in enumerate(names):
         g.add_node(name, _seq_node(i))

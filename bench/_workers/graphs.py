@@ -11,12 +11,12 @@ Importable by `amber worker bench._workers.graphs:linear` and `amber serve -g ..
 
 from __future__ import annotations
 
-import itertools
 import time
 from typing import Annotated, Any
 
 from pydantic import BaseModel
 
+from bench._inline.amber_graphs import linear_graph as shared_linear_graph
 from engine.context import NodeContext
 from engine.graph import END, START, CompiledGraph, Graph
 from engine.reducers import append
@@ -24,28 +24,9 @@ from engine.reducers import append
 NODES = 10
 
 
-class LinearState(BaseModel):
-    trace: Annotated[list[int], append] = []
-    count: int = 0
-
-
-def _linear_node(i: int) -> Any:
-    def node(state: LinearState) -> dict[str, Any]:
-        return {"trace": [i], "count": state.count + 1}
-    node.__name__ = f"n{i:02d}"
-    return node
-
-
 def linear_graph(nodes: int = NODES) -> CompiledGraph:
-    g = Graph(LinearState, name=f"bench_workers_linear_{nodes}")
-    names = [f"n{i:02d}" for i in range(nodes)]
-    for i, name in enumerate(names):
-        g.add_node(name, _linear_node(i))
-    g.add_edge(START, names[0])
-    for a, b in itertools.pairwise(names):
-        g.add_edge(a, b)
-    g.add_edge(names[-1], END)
-    return g.compile()
+    """The inline bench's linear graph, under its own name (workers serve by name)."""
+    return shared_linear_graph(nodes, name=f"bench_workers_linear_{nodes}")
 
 
 class HitlState(BaseModel):

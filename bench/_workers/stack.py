@@ -28,7 +28,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench._inline.common import create_database, drop_database, fresh_name, kafka_bootstrap
+from bench._inline.common import (
+    _cmdline,
+    _proc_cpu_s,
+    create_database,
+    drop_database,
+    fresh_name,
+    kafka_bootstrap,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -45,22 +52,8 @@ def say(msg: str) -> None:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process (all its threads); 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
+# The /proc readers are the inline bench's, so both benches count CPU alike.
+proc_cpu_s = _proc_cpu_s
 
 
 def _children_cpu_s(pid: int) -> float:

@@ -14,7 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from engine.acceptance import accepted_history
 from engine.errors import EventLogError, LogUnavailableError
-from engine.eventlog import Delivery
+from engine.eventlog import Delivery, EventLog
 from engine.eventlog_kafka import KafkaEventLog
 from engine.events import Event
 from tests.eventbuild import chain
@@ -98,12 +98,22 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _dead_log(adapter: str) -> EventLog:
+    """An adapter pointed at a port nothing listens on, with a 1 s ack timeout."""
+    bootstrap = f"127.0.0.1:{_closed_port()}"
+    if adapter == "confluent":
+        from engine.eventlog_confluent import ConfluentEventLog
+
+        return ConfluentEventLog(bootstrap=bootstrap, topic="amber-dead.events", ack_timeout_s=1.0)
+    return KafkaEventLog(bootstrap=bootstrap, topic="amber-dead.events", ack_timeout_s=1.0)
+
+
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("adapter", ["kafka-python", "confluent"])
 @pytest.mark.parametrize("operation", ["append", "append_raw", "end_offsets", "reader",
                                        "ensure_topic"])
-def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(operation: str) -> None:
-    dead = KafkaEventLog(bootstrap=f"127.0.0.1:{_closed_port()}", topic="amber-dead.events",
-                         ack_timeout_s=1.0)
+def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(adapter: str, operation: str) -> None:
+    dead = _dead_log(adapter)
     calls: dict[str, Callable[[], object]] = {
         "append": lambda: dead.append(chain("t-dead", 1)),
         "append_raw": lambda: dead.append_raw("t-dead", b"x"),
