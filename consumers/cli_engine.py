@@ -132,6 +132,7 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
 
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import load_graph
+    from consumers.group import GroupOptions, group_consumer
     from consumers.worker import Worker, group_id_for, install_signal_handlers
     from engine.settings import Settings
 
@@ -141,7 +142,9 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     compiled = {g.name: g for g in (load_graph(ref) for ref in graphs)}
     cp = AmberCheckpointer.from_settings(settings, role="worker")
     chosen = group or group_id_for(compiled, settings.topic_prefix)
-    w = Worker(graphs=compiled, cp=cp, bootstrap=settings.kafka_bootstrap, group=chosen)
+    consumer = group_consumer(settings, GroupOptions(
+        bootstrap=settings.kafka_bootstrap, group=chosen, topic=settings.events_topic))
+    w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=chosen)
     install_signal_handlers(w)
     typer.echo(f"worker in group {chosen} serving {sorted(compiled)}", err=True)
     try:

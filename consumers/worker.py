@@ -16,14 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
-
+from consumers.group import GroupCommitError, GroupConsumer
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
-from engine.eventlog import Delivery, Position, decode_delivery
+from engine.eventlog import Delivery, Position
 from engine.graph import CompiledGraph
 from engine.projection import ProjectionReader
 
@@ -44,43 +40,25 @@ class WorkerStats:
     reported_at: float = field(default_factory=time.monotonic)
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.worker.revoked({tp.partition for tp in revoked})
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.worker.assigned({tp.partition for tp in assigned})
-
-
 class Worker:
     """One member of the worker group for a set of graphs."""
 
-    def __init__(self, *, graphs: dict[str, CompiledGraph], cp: Checkpointer, bootstrap: str,
-                 group: str, poll_ms: int = 250, max_records: int = 2000,
+    def __init__(self, *, graphs: dict[str, CompiledGraph], cp: Checkpointer,
+                 consumer: GroupConsumer, group: str, poll_ms: int = 250,
                  commit_every_s: float = 0.1) -> None:
         self.cp = cp
         self.group = group
         self.dispatcher = Dispatcher(graphs, clock=cp.clock, snapshot_every=cp.snapshot_every)
         self.stats = WorkerStats()
-        self._poll_ms, self._max_records = poll_ms, max_records
+        self._poll_ms = poll_ms
         self._catch_up_to: dict[int, int] = {}
         self._owned: set[int] = set()
         self._stopping = False
         self._uncommitted: dict[int, int] = {}
         self._committed_at = time.monotonic()
         self._commit_every_s = commit_every_s
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-            # The broker answers a fetch as soon as a record lands, so a long wait costs
-            # no latency; a 20 ms poll kept each idle worker at 7.6% of a core.
-            auto_offset_reset="earliest", metrics_enabled=False, fetch_max_wait_ms=2 * poll_ms,
-            # A dead worker's partitions move after 10 s, not the default 45 s.
-            session_timeout_ms=10_000, heartbeat_interval_ms=3_000,
-            max_poll_records=max_records, client_id=f"amber-worker-{group}")
-        self._consumer.subscribe([cp.log.topic], listener=_Rebalance(self))
+        self._consumer = consumer
+        consumer.subscribe(on_assign=self.assigned, on_revoke=self.revoked)
 
     # --- rebalance -------------------------------------------------------------
     def assigned(self, partitions: set[int]) -> None:
@@ -146,9 +124,7 @@ class Worker:
             # No partitions (group forming, topic gone): poll returns at once, so idle
             # here instead of spinning a core.
             time.sleep(self._poll_ms / 1000)
-        records = self._consumer.poll(timeout_ms=self._poll_ms, max_records=self._max_records)
-        out = [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
-               for tp in sorted(records, key=lambda t: t.partition) for r in records[tp]]
+        out = self._consumer.poll(timeout_ms=self._poll_ms)
         self.stats.polled += len(out)
         return out
 
@@ -190,13 +166,12 @@ class Worker:
         Committing later only means more re-delivery after a crash, which the
         acceptance rule absorbs; committing before the acks would lose steps.
         """
-        offsets = {TopicPartition(self.cp.log.topic, p): OffsetAndMetadata(o + 1, "", -1)
-                   for p, o in self._uncommitted.items() if p in self._owned}
+        offsets = {p: o + 1 for p, o in self._uncommitted.items() if p in self._owned}
         self._uncommitted.clear()
         self._committed_at = time.monotonic()
         try:
             self._consumer.commit(offsets)
-        except KafkaError as e:  # a rebalance took the partition: the new owner re-reads
+        except GroupCommitError as e:  # a rebalance took the partition: the new owner re-reads
             log.warning("offset commit failed", extra={"error": repr(e)})
 
 

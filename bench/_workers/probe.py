@@ -135,9 +135,10 @@ def main() -> None:
     p.add_argument("graphs", nargs="+")
     a = p.parse_args()
 
-    import consumers.worker as worker_mod
+    import consumers.group_kafka as worker_mod  # where the group consumer decodes
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import load_graph
+    from consumers.group import GroupOptions, group_consumer
     from consumers.worker import Worker, group_id_for, install_signal_handlers
     from engine.settings import Settings
 
@@ -146,8 +147,10 @@ def main() -> None:
     settings = Settings.from_env()
     compiled = {g.name: g for g in (load_graph(ref) for ref in a.graphs)}
     cp = AmberCheckpointer.from_settings(settings, role="worker")
-    w = Worker(graphs=compiled, cp=cp, bootstrap=settings.kafka_bootstrap,
-               group=group_id_for(compiled, settings.topic_prefix))
+    group = group_id_for(compiled, settings.topic_prefix)
+    consumer = group_consumer(settings, GroupOptions(
+        bootstrap=settings.kafka_bootstrap, group=group, topic=settings.events_topic))
+    w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=group)
     install_signal_handlers(w)
 
     ph = Phases()

@@ -34,10 +34,13 @@ def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+@pytest.fixture(params=["kafka-python", "confluent"])
+def env(request: pytest.FixtureRequest, settings_env: dict[str, str],
+        tmp_path: Path) -> dict[str, str]:
+    """Each test runs with the workers' group consumer on both Kafka clients."""
     return {**settings_env, "AMBER_OUTBOX_DIR": str(tmp_path / "outbox"),
-            "AMBER_GRAPHS": GRAPH, "AMBER_CATCHUP_TIMEOUT_S": "60"}
+            "AMBER_GRAPHS": GRAPH, "AMBER_CATCHUP_TIMEOUT_S": "60",
+            "AMBER_KAFKA_CLIENT": request.param}
 
 
 @pytest.fixture
