@@ -77,13 +77,21 @@ class EventLog(ABC):
     def partition_of(self, thread_id: str) -> int:
         return partition_for(thread_id, self.partitions)
 
-    @abstractmethod
     def append(self, events: Sequence[Event]) -> list[Position]:
-        """Append in order; returns only once the log acknowledged every event."""
+        """Append in order; returns only once the log acknowledged every event.
 
-    @abstractmethod
+        Every event is encoded before any is sent, so one that does not fit the
+        schema fails the call with nothing written.
+        """
+        return self._send_all([(e.thread_id, encode_event(e)) for e in events])
+
     def append_raw(self, key: str, value: bytes) -> Position:
         """Append arbitrary bytes under `key` (tools and tests of bad input)."""
+        return self._send_all([(key, value)])[0]
+
+    @abstractmethod
+    def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
+        """Write (key, value) records in order, each on its key's partition; wait for acks."""
 
     @abstractmethod
     def end_offsets(self) -> dict[int, int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from confluent_kafka import (
@@ -45,9 +45,7 @@ from engine.eventlog import (
     Position,
     decode_delivery,
     drain,
-    encode_event,
 )
-from engine.events import Event
 
 T = TypeVar("T")
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
@@ -195,13 +193,6 @@ class ConfluentEventLog(EventLog):
                                       f"no answer in {self._ack_timeout_s}s") from e
 
     # --- appending -----------------------------------------------------------
-    def append(self, events: Sequence[Event]) -> list[Position]:
-        encoded = [(e.thread_id, encode_event(e)) for e in events]  # fail before sending any
-        return self._send_all(encoded)
-
-    def append_raw(self, key: str, value: bytes) -> Position:
-        return self._send_all([(key, value)])[0]
-
     def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
         if not records:
             return []

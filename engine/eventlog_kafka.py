@@ -9,7 +9,7 @@ adapter agrees where a thread lives. Driver errors are translated here, once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -29,9 +29,7 @@ from engine.eventlog import (
     Position,
     decode_delivery,
     drain,
-    encode_event,
 )
-from engine.events import Event
 
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
 
@@ -100,13 +98,6 @@ class KafkaEventLog(EventLog):
             raise _translate(e, f"creating topic {self.topic}") from e
         finally:
             admin.close()
-
-    def append(self, events: Sequence[Event]) -> list[Position]:
-        encoded = [(e.thread_id, encode_event(e)) for e in events]  # fail before sending any
-        return self._send_all(encoded)
-
-    def append_raw(self, key: str, value: bytes) -> Position:
-        return self._send_all([(key, value)])[0]
 
     def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
         producer = self._get_producer()

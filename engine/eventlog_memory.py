@@ -6,7 +6,6 @@ Thread-safe, so concurrent-writer contract tests exercise it like the broker.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 from engine.eventlog import (
     Delivery,
@@ -14,9 +13,7 @@ from engine.eventlog import (
     LogReader,
     Position,
     decode_delivery,
-    encode_event,
 )
-from engine.events import Event
 
 
 class InMemoryEventLog(EventLog):
@@ -25,11 +22,10 @@ class InMemoryEventLog(EventLog):
         self._records: list[list[tuple[bytes, bytes]]] = [[] for _ in range(partitions)]
         self._changed = threading.Condition()
 
-    def append(self, events: Sequence[Event]) -> list[Position]:
-        encoded = [(e.thread_id, encode_event(e)) for e in events]  # fail before writing any
-        return [self.append_raw(key, value) for key, value in encoded]
+    def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
+        return [self._write(key, value) for key, value in records]
 
-    def append_raw(self, key: str, value: bytes) -> Position:
+    def _write(self, key: str, value: bytes) -> Position:
         partition = self.partition_of(key)
         with self._changed:
             records = self._records[partition]

@@ -93,6 +93,10 @@ class ProjectionReader(ABC):
             return view.state
         if not 0 <= seq <= view.head.seq:
             raise CheckpointNotFoundError(thread_id, seq)
+        return self._state_at(thread_id, seq)
+
+    def _state_at(self, thread_id: str, seq: int) -> State:
+        """State after `seq`, which exists; adapters with snapshots start from the nearest."""
         state: State = {}
         for cp in self.history(thread_id, limit=seq + 1):
             state = fold(state, cp.event.ops())

@@ -25,7 +25,6 @@ from engine.ledger import ThreadView
 from engine.projection import (
     CatchUpTimeoutError,
     Checkpoint,
-    CheckpointNotFoundError,
     ProjectionReader,
     RejectedEvent,
 )
@@ -123,13 +122,8 @@ class PostgresProjectionReader(ProjectionReader):
         return [DeadLetter(position=Position(p, o), key=k, raw=bytes(raw), error=err)
                 for p, o, k, raw, err in rows]
 
-    def get_state(self, thread_id: str, seq: int | None = None) -> State:
+    def _state_at(self, thread_id: str, seq: int) -> State:
         """State after `seq`: the nearest snapshot at or below it plus the deltas after it."""
-        view = self.require(thread_id)
-        if seq is None or seq == view.head.seq:
-            return view.state
-        if not 0 <= seq <= view.head.seq:
-            raise CheckpointNotFoundError(thread_id, seq)
         state: State = {}
         for is_base, text in self._all(_STATE_AT, {"t": thread_id, "s": seq}, "rebuilding state"):
             state = dict(json.loads(text)) if is_base else _fold_like_ledger(state, text)
