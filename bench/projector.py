@@ -1,7 +1,7 @@
 """Projector throughput on the real stack: project, rebuild, and decode-only; prints JSON.
 
     eval "$(compose/stack up)"
-    .venv/bin/python bench/projector.py [--threads 5000 --events-per-thread 20]
+    .venv/bin/python -m bench.projector [--threads 5000 --events-per-thread 20]
 
 Writes threads x events (default 100k events, interleaved as concurrent
 threads would, snapshot every 10 events) to a fresh topic, then measures in
@@ -27,13 +27,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as `python bench/projector.py`
-    sys.path.insert(0, str(ROOT))
 
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_DATABASE = "postgresql://amber:amber@127.0.0.1:5432/amber"
