@@ -6,6 +6,7 @@ semantics) and `eventlog_kafka.KafkaEventLog`. Both pass tests/contracts.
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -64,6 +65,13 @@ class LogReader(ABC):
         """Next offset this cursor will read, per partition."""
 
     @abstractmethod
+    def reseek(self, start: dict[int, int]) -> None:
+        """Point this cursor at other partitions/offsets without reconnecting."""
+
+    def park(self) -> None:  # noqa: B027 — only cursors that fetch in the background need it
+        """Stop fetching until the next reseek (the cursor is kept for reuse)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
 
@@ -73,6 +81,8 @@ class EventLog(ABC):
     def __init__(self, *, topic: str, partitions: int) -> None:
         self.topic = topic
         self.partitions = partitions
+        self._adhoc: LogReader | None = None  # the one cursor read() reuses
+        self._read_lock = threading.Lock()
 
     def partition_of(self, thread_id: str) -> int:
         return partition_for(thread_id, self.partitions)
@@ -101,19 +111,39 @@ class EventLog(ABC):
     def reader(self, start: dict[int, int]) -> LogReader:
         """A cursor over the partitions in `start`, beginning at the given offsets."""
 
-    def close(self) -> None:  # noqa: B027 — adapters without resources need nothing
-        """Release connections."""
+    def close(self) -> None:
+        """Release connections (adapters with more to release extend this)."""
+        self._close_reused_reader()
 
     def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
-        """Records of one partition from `start` up to `end` (default: the current end)."""
+        """Records of one partition from `start` up to `end` (default: the current end).
+
+        Every call reuses one cursor: a new Kafka consumer costs a bootstrap,
+        which every resume paid (~50 ms) before.
+        """
         stop = self.end_offsets()[partition] if end is None else end
         if start >= stop:
-            return
-        cursor = self.reader({partition: start})
-        try:
-            yield from drain(cursor, partition, stop)
-        finally:
-            cursor.close()
+            return iter(())
+        with self._read_lock:
+            if self._adhoc is None:
+                self._adhoc = self._bounded_reader({partition: start})
+            else:
+                self._adhoc.reseek({partition: start})
+            try:
+                records = list(drain(self._adhoc, partition, stop))
+            finally:
+                self._adhoc.park()
+        return iter(records)
+
+    def _bounded_reader(self, start: dict[int, int]) -> LogReader:
+        """The cursor read() reuses; adapters may tune it for reads that have an end."""
+        return self.reader(start)
+
+    def _close_reused_reader(self) -> None:
+        with self._read_lock:
+            adhoc, self._adhoc = self._adhoc, None
+        if adhoc is not None:
+            adhoc.close()
 
     def read_thread(self, thread_id: str) -> Iterator[Delivery]:
         """Every record keyed by `thread_id`, in log order (undecodable ones included)."""

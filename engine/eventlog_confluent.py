@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from confluent_kafka import (
@@ -44,7 +44,6 @@ from engine.eventlog import (
     LogReader,
     Position,
     decode_delivery,
-    drain,
 )
 
 T = TypeVar("T")
@@ -130,9 +129,7 @@ class ConfluentEventLog(EventLog):
         self._linger_ms = linger_ms
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
-        self._adhoc: ConfluentLogReader | None = None
         self._lock = threading.Lock()  # lazy creation and close
-        self._read_lock = threading.Lock()  # the ad-hoc reader is one cursor
         # Delivery reports are served by one appending thread at a time (the poller); the
         # others sleep on their batch's event until it completes or the poller hands over.
         self._reports = threading.Lock()
@@ -291,26 +288,13 @@ class ConfluentEventLog(EventLog):
 
         return _retrying(list_latest, timeout_s=self._ack_timeout_s, doing="reading end offsets")
 
-    def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
-        """Like the port's, but on one reused consumer: a new one costs a bootstrap."""
-        stop = self.end_offsets()[partition] if end is None else end
-        if start >= stop:
-            return iter(())
-        with self._read_lock:
-            if self._adhoc is None:
-                # librdkafka fetches in the background, and a new assignment waits for the
-                # fetch in flight: a long-polling one (waiting at the end of the partition
-                # for new records) would add fetch.wait.max.ms to every read. The records
-                # of a bounded read already exist, so this cursor never long-polls, and it
-                # is parked between reads so that it does not fetch at all when idle.
-                self._adhoc = self._new_reader({partition: start}, fetch_wait_ms=0)
-            else:
-                self._adhoc.reseek({partition: start})
-            try:
-                records = list(drain(self._adhoc, partition, stop))
-            finally:
-                self._adhoc.park()
-        return iter(records)
+    def _bounded_reader(self, start: dict[int, int]) -> LogReader:
+        # librdkafka fetches in the background, and a new assignment waits for the
+        # fetch in flight: a long-polling one (waiting at the end of the partition
+        # for new records) would add fetch.wait.max.ms to every read. The records
+        # of a bounded read already exist, so this cursor never long-polls, and
+        # read() parks it between reads so that it does not fetch at all when idle.
+        return self._new_reader(start, fetch_wait_ms=0)
 
     def reader(self, start: dict[int, int]) -> LogReader:
         return self._new_reader(start, fetch_wait_ms=100)
@@ -330,12 +314,9 @@ class ConfluentEventLog(EventLog):
         with self._lock:
             producer, self._producer = self._producer, None
             self._admin = None  # no close(): librdkafka releases it with the object
-        with self._read_lock:
-            adhoc, self._adhoc = self._adhoc, None
         if producer is not None:
             producer.flush(min(5.0, self._ack_timeout_s))
-        if adhoc is not None:
-            adhoc.close()
+        self._close_reused_reader()
 
 
 class ConfluentLogReader(LogReader):

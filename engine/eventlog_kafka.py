@@ -9,7 +9,6 @@ adapter agrees where a thread lives. Driver errors are translated here, once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -28,7 +27,6 @@ from engine.eventlog import (
     LogReader,
     Position,
     decode_delivery,
-    drain,
 )
 
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
@@ -54,7 +52,6 @@ class KafkaEventLog(EventLog):
         self._client_id = client_id
         self._producer: KafkaProducer | None = None
         self._meta: KafkaConsumer | None = None
-        self._adhoc: KafkaLogReader | None = None
         # One producer per log, shared by threads; the metadata consumer is not thread-safe.
         self._lock = threading.Lock()
 
@@ -124,20 +121,6 @@ class KafkaEventLog(EventLog):
             raise _translate(e, "reading end offsets") from e
         return {tp.partition: off for tp, off in ends.items()}
 
-    def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
-        """Like the port's, but on one reused consumer: a new one costs a bootstrap."""
-        stop = self.end_offsets()[partition] if end is None else end
-        if start >= stop:
-            return iter(())
-        with self._lock:
-            if self._adhoc is None:
-                self._adhoc = KafkaLogReader(common=self._client(), topic=self.topic,
-                                             start={partition: start})
-            else:
-                self._adhoc.reseek({partition: start})
-            records = list(drain(self._adhoc, partition, stop))
-        return iter(records)
-
     def reader(self, start: dict[int, int]) -> LogReader:
         return KafkaLogReader(common=self._client(), topic=self.topic, start=start)
 
@@ -149,9 +132,7 @@ class KafkaEventLog(EventLog):
             if self._meta is not None:
                 self._meta.close()
                 self._meta = None
-            if self._adhoc is not None:
-                self._adhoc.close()
-                self._adhoc = None
+        self._close_reused_reader()
 
 
 def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:

@@ -66,5 +66,8 @@ class _MemoryReader(LogReader):
     def positions(self) -> dict[int, int]:
         return dict(self._cursor)
 
+    def reseek(self, start: dict[int, int]) -> None:
+        self._cursor = dict(start)
+
     def close(self) -> None:
         self._cursor = {}
