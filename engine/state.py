@@ -22,8 +22,7 @@ from engine.reducers import Reducer, reducer_from_metadata
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
     reducer: Reducer
-    adapter: TypeAdapter[Any]
-    item_adapter: TypeAdapter[Any] | None  # for append: validates the appended items
+    update: TypeAdapter[Any]  # validates what a node returns: list[item] for append
 
 
 class StateSchema:
@@ -44,17 +43,15 @@ class StateSchema:
     def initial(self, values: dict[str, Any], *, node: str = "__start__") -> tuple[list[Op], State]:
         """Ops and state for a thread's input, from the model's defaults."""
         defaults = self.model.model_construct().model_dump(mode="json")
-        _, state = self.apply(defaults, values, node=node, base_ops=[_set_all(defaults)])
+        _, state = self.apply(defaults, values, node=node)
         return _set_all(state), state  # one `set` per field: the first event reads plainly
 
-    def apply(self, state: State, update: dict[str, Any] | None, *, node: str,
-              base_ops: list[list[Op]] | None = None) -> tuple[list[Op], State]:
+    def apply(self, state: State, update: dict[str, Any] | None, *,
+              node: str) -> tuple[list[Op], State]:
         """Validate `update`, turn it into ops through the reducers, fold it."""
-        ops = [op for chunk in (base_ops or []) for op in chunk]
-        for field, value in (update or {}).items():
-            ops.append(self._op(state, field, value, node))
+        ops = [self._op(state, field, value, node) for field, value in (update or {}).items()]
         try:
-            after = fold(state if base_ops is None else {}, ops)
+            after = fold(state, ops)
         except DeltaError as e:
             raise StateValidationError(node=node, field=None, problem=str(e)) from e
         self._check_whole(after, node)
@@ -64,12 +61,10 @@ class StateSchema:
         spec = self.fields.get(field)
         if spec is None:
             raise StateValidationError(node=node, field=field, problem="not a field of the state")
-        adapter = spec.item_adapter if spec.reducer.kind == "append" else spec.adapter
-        if spec.reducer.kind == "append" and spec.item_adapter is not None:
+        if spec.reducer.kind == "append":
             value = _as_list(value, node, field)
-            adapter = TypeAdapter(list[Any]) if spec.item_adapter is None else spec.item_adapter
         try:
-            json_value = _to_json(adapter, value)
+            json_value = _to_json(spec.update, value)
         except (ValidationError, CanonicalJSONError, TypeError, ValueError) as e:
             raise StateValidationError(node=node, field=field, problem=_short(e)) from e
         return spec.reducer.op(field, state.get(field), json_value)
@@ -86,23 +81,19 @@ class StateSchema:
 
 def _spec(annotation: Any, metadata: list[Any]) -> FieldSpec:
     reducer = reducer_from_metadata(metadata)
-    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-    item = None
-    if reducer.kind == "append":
-        args = getattr(annotation, "__args__", None)
-        item = TypeAdapter(list[args[0]]) if args else TypeAdapter(list[Any])  # type: ignore[valid-type]
-    return FieldSpec(reducer, adapter, item)
+    if reducer.kind != "append":
+        return FieldSpec(reducer, TypeAdapter(annotation))
+    args = getattr(annotation, "__args__", None)  # list[X]: an update is a list of X
+    item = args[0] if args else Any
+    return FieldSpec(reducer, TypeAdapter(list[item]))  # type: ignore[valid-type]
 
 
-def _to_json(adapter: TypeAdapter[Any] | None, value: Any) -> Any:
+def _to_json(adapter: TypeAdapter[Any], value: Any) -> Any:
     """The JSON form of a field value, refusing anything that would not come back equal.
 
     Strict validation refuses coercions ("3" for an int); the round trip refuses
     lossy serialization (a set turned into a list, an object turned into a dict).
     """
-    if adapter is None:
-        canonical_text(value)
-        return value
     checked = adapter.validate_python(value, strict=True)
     json_value = adapter.dump_python(checked, mode="json")
     canonical_text(json_value)
