@@ -40,6 +40,9 @@ class Dispatcher:
         self.clock = clock
         self.snapshot_every = snapshot_every
         self.threads: dict[str, _Thread] = {}
+        # Only a thread whose head moved can have become runnable or halted: the
+        # loop looks at these, not at every cached thread, on each batch.
+        self._touched: set[str] = set()
         self.foreign: Counter[str] = Counter()  # events of graphs this worker does not serve
         self.rejected = 0
 
@@ -55,6 +58,7 @@ class Dispatcher:
     def seed(self, view: ThreadView, head: Event) -> None:
         """A cold thread's head as the projection has it (nothing acted on yet)."""
         self.threads[view.thread_id] = _Thread(view=view, head=head, acted_seq=-1)
+        self._touched.add(view.thread_id)
 
     def observe(self, event: Event) -> None:
         """Apply one logged event of a served graph, in log order."""
@@ -64,14 +68,16 @@ class Dispatcher:
             acted = known.acted_seq if known else -1
             self.threads[event.thread_id] = _Thread(view=outcome.view, head=event,
                                                     acted_seq=acted)
+            self._touched.add(event.thread_id)
         elif outcome.rejection is not Rejection.DUPLICATE:
             self.rejected += 1
 
     def step_all(self) -> list[Event]:
         """One step for every runnable thread; the sealed events, not yet appended."""
         out: list[Event] = []
-        for thread_id in list(self.threads):
-            event = self._step(self.threads[thread_id])
+        for thread_id in self._touched:
+            known = self.threads.get(thread_id)
+            event = self._step(known) if known is not None else None
             if event is not None:
                 out.append(event)
         return out
@@ -85,12 +91,16 @@ class Dispatcher:
 
     def forget_halted(self) -> None:
         """Drop threads with nothing to run: a waiting thread costs no memory either."""
-        for thread_id in [t for t, s in self.threads.items() if self._halted(s)]:
-            del self.threads[thread_id]
+        for thread_id in self._touched:
+            known = self.threads.get(thread_id)
+            if known is not None and self._halted(known):
+                del self.threads[thread_id]
+        self._touched.clear()
 
     def forget(self, thread_ids: set[str]) -> None:
         for thread_id in thread_ids:
             self.threads.pop(thread_id, None)
+            self._touched.discard(thread_id)
 
     def _halted(self, s: _Thread) -> bool:
         graph = self.graphs.get(s.view.graph)
