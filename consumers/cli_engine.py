@@ -112,12 +112,17 @@ def edit(thread_id: str,
 
 
 def _graph_name(cp: Any, thread_id: str) -> str:
+    """The graph a thread runs. A thread never changes graph, so a projection that
+    already knows the thread answers at once; only an unknown one is worth the
+    catch-up that resume/edit then do anyway."""
     from engine.projection import ThreadNotFoundError
 
-    partition = cp.log.partition_of(thread_id)
-    cp.projection.wait_for_offset(partition, cp.log.end_offsets()[partition],
-                                  timeout_s=cp.catchup_timeout_s)
     view = cp.projection.get_thread(thread_id)
+    if view is None:
+        partition = cp.log.partition_of(thread_id)
+        cp.projection.wait_for_offset(partition, cp.log.end_offsets()[partition],
+                                      timeout_s=cp.catchup_timeout_s)
+        view = cp.projection.get_thread(thread_id)
     if view is None:
         raise ThreadNotFoundError(thread_id)
     return str(view.graph)

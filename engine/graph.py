@@ -126,8 +126,9 @@ def _validate(nodes: dict[str, NodeSpec], edges: dict[str, list[str]],
         if name not in edges and name not in branches:
             raise GraphDefinitionError(f"node {name!r} has no outgoing edge "
                                        f"(add_edge({name!r}, END) to finish there)")
-    for name in interrupts - set(nodes):
-        raise GraphDefinitionError(f"interrupt names unknown node {name!r}")
+    unknown = sorted(interrupts - set(nodes))
+    if unknown:
+        raise GraphDefinitionError(f"interrupt names unknown node {unknown[0]!r}")
     _check_reachable(nodes, edges, branches)
 
 
