@@ -52,12 +52,11 @@ from engine.errors import (
 from engine.events import Event, EventType
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
-from engine.service import ThreadService
+from engine.service import ThreadService, catch_up
 
 WORKER_MODE = "worker"
 # Never change without a version: the same Idempotency-Key must keep naming the same thread.
 _KEY_NAMESPACE = uuid.UUID("0b7c3f0e-5d2a-4c1e-9a57-3e0f6d1b2a94")
-_DECISION_WINDOW = 200  # how far back a repeated decision is looked for (as ThreadService)
 
 T = TypeVar("T")
 
@@ -155,13 +154,8 @@ class Commands:
             if earlier is None:
                 raise
             return Answer(body=decision_of(earlier), replayed=True)
-        if decided.repeated:
-            last = self._last_decision(thread_id, decided.cursor.view.head.seq)
-            if last is None or not _same_json(step.resumes_of(last)[-1:], [value]):
-                # ThreadService compares with ==, for which 1 repeats true: not here
-                raise ThreadNotWaitingError(f"thread {thread_id!r} is "
-                                            f"{decided.cursor.view.status}, not waiting")
-            return Answer(body=decision_of(last), replayed=True)
+        if decided.earlier is not None:
+            return Answer(body=decision_of(decided.earlier), replayed=True)
         return Answer(body=decision_of(decided.cursor.head), replayed=False)
 
     # --- reads ---------------------------------------------------------------------
@@ -202,9 +196,7 @@ class Commands:
         return view
 
     def _catch_up(self, thread_id: str) -> None:
-        partition = self.cp.log.partition_of(thread_id)
-        end = self.cp.log.end_offsets()[partition]
-        self.cp.projection.wait_for_offset(partition, end, timeout_s=self.cp.catchup_timeout_s)
+        catch_up(self.cp, thread_id)
 
     def _first_event(self, service: ThreadService, thread_id: str) -> Event | None:
         service.catch_up(thread_id)  # a racing winner may not be projected yet
@@ -232,14 +224,6 @@ class Commands:
             if e.type is EventType.DECISION_RECORDED and e.causation_id == interrupt_id \
                     and e.actor == actor and _same_json(step.resumes_of(e)[-1:], [value]):
                 return e
-        return None
-
-    def _last_decision(self, thread_id: str, head_seq: int) -> Event | None:
-        since = max(-1, head_seq - _DECISION_WINDOW)
-        page = self.cp.projection.history(thread_id, after_seq=since, limit=_DECISION_WINDOW + 1)
-        for cp in reversed(page):
-            if cp.event.type is EventType.DECISION_RECORDED:
-                return cp.event
         return None
 
 

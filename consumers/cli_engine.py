@@ -116,12 +116,11 @@ def _graph_name(cp: Any, thread_id: str) -> str:
     already knows the thread answers at once; only an unknown one is worth the
     catch-up that resume/edit then do anyway."""
     from engine.projection import ThreadNotFoundError
+    from engine.service import catch_up
 
     view = cp.projection.get_thread(thread_id)
     if view is None:
-        partition = cp.log.partition_of(thread_id)
-        cp.projection.wait_for_offset(partition, cp.log.end_offsets()[partition],
-                                      timeout_s=cp.catchup_timeout_s)
+        catch_up(cp, thread_id)
         view = cp.projection.get_thread(thread_id)
     if view is None:
         raise ThreadNotFoundError(thread_id)

@@ -48,7 +48,23 @@ class Cursor:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decided:
     cursor: Cursor
-    repeated: bool  # an identical decision was already recorded; nothing was appended
+    # When this decision was already recorded: that event; nothing was appended.
+    earlier: Event | None = None
+
+    @property
+    def repeated(self) -> bool:
+        return self.earlier is not None
+
+
+def catch_up(cp: Checkpointer, thread_id: str) -> int:
+    """Wait until the projection holds everything logged so far on the thread's partition.
+
+    Returns that end offset; CatchUpTimeoutError after cp.catchup_timeout_s.
+    """
+    partition = cp.log.partition_of(thread_id)
+    end = cp.log.end_offsets()[partition]
+    cp.projection.wait_for_offset(partition, end, timeout_s=cp.catchup_timeout_s)
+    return end
 
 
 class ThreadService:
@@ -60,11 +76,7 @@ class ThreadService:
 
     # --- reading -------------------------------------------------------------
     def catch_up(self, thread_id: str) -> int:
-        """Wait until the projection holds everything logged so far on the thread's partition."""
-        partition = self.cp.log.partition_of(thread_id)
-        end = self.cp.log.end_offsets()[partition]
-        self.cp.projection.wait_for_offset(partition, end, timeout_s=self.cp.catchup_timeout_s)
-        return end
+        return catch_up(self.cp, thread_id)
 
     def load(self, thread_id: str) -> Cursor:
         end = self.catch_up(thread_id)
@@ -99,11 +111,12 @@ class ThreadService:
         except CanonicalJSONError as e:
             raise InvalidDecisionError(f"decision value is not JSON: {e}") from e
         cursor = self.load(thread_id)
-        if self.is_repeat(cursor, value, actor, interrupt_id):
-            return Decided(cursor=cursor, repeated=True)
+        earlier = self.find_repeat(cursor, value, actor, interrupt_id)
+        if earlier is not None:
+            return Decided(cursor=cursor, earlier=earlier)
         self._check_waiting(cursor, interrupt_id)
         draft = step.decision(self.frame(cursor), cursor.head, value, actor, reason)
-        return Decided(cursor=self.append_confirmed(cursor, draft), repeated=False)
+        return Decided(cursor=self.append_confirmed(cursor, draft))
 
     def edit(self, thread_id: str, values: dict[str, Any], *, as_node: str | None,
              actor: str | None, reason: str | None) -> Cursor:
@@ -167,11 +180,11 @@ class ThreadService:
         return step.StepFrame(graph=self.graph, view=cursor.view, occurred_at=self.cp.clock(),
                               snapshot_every=self.cp.snapshot_every)
 
-    def is_repeat(self, cursor: Cursor, value: Any, actor: str,
-                  interrupt_id: str | None) -> bool:
-        """True if the last decision of this thread is this very one and nothing waits."""
+    def find_repeat(self, cursor: Cursor, value: Any, actor: str,
+                    interrupt_id: str | None) -> Event | None:
+        """The thread's last decision if it is this very one and nothing waits, else None."""
         if cursor.view.status == "interrupted":
-            return False
+            return None
         since = max(-1, cursor.view.head.seq - _REPEAT_WINDOW)
         for cp in reversed(self.cp.projection.history(cursor.view.thread_id, after_seq=since,
                                                       limit=_REPEAT_WINDOW + 1)):
@@ -180,9 +193,10 @@ class ThreadService:
                 same_id = interrupt_id is None or interrupt_id == event.causation_id
                 last = step.resumes_of(event)[-1:]
                 # canonical text, not ==: 1 == True, yet a different decision
-                return same_id and event.actor == actor and bool(last) and \
+                same = same_id and event.actor == actor and bool(last) and \
                     canonical_text(last[0]) == canonical_text(value)
-        return False
+                return event if same else None
+        return None
 
     def _check_waiting(self, cursor: Cursor, interrupt_id: str | None) -> None:
         open_ = cursor.view.interrupt
