@@ -84,9 +84,9 @@ def _fold_state(before: State, event: Event) -> tuple[State, str | None]:
     return after, None
 
 
-def advance(view: ThreadView | None, event: Event) -> Outcome:
-    """Apply `event` to `view` if the acceptance rule lets it in."""
-    rejection = judge(view.head if view else Head(), event)
+def advance(view: ThreadView | None, event: Event, *, sealed_here: bool = False) -> Outcome:
+    """Apply `event` to `view` if the acceptance rule lets it in (see judge's sealed_here)."""
+    rejection = judge(view.head if view else Head(), event, sealed_here=sealed_here)
     if rejection is not None:
         return Outcome(view, rejection)
     state, problem = _fold_state(view.state if view else {}, event)
