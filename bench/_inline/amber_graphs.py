@@ -69,10 +69,12 @@ def route(state: HitlState) -> str:
     return "send" if state.approved else "stop"
 
 
-def hitl_graph() -> CompiledGraph:
-    g = Graph(HitlState, name="bench_hitl")
+def hitl_graph(*, name: str = "bench_hitl", state: type[HitlState] = HitlState,
+               review_node: Any = review) -> CompiledGraph:
+    """draft → [interrupt before] review → send; the workers bench swaps in its own review."""
+    g = Graph(state, name=name)
     g.add_node("draft", draft)
-    g.add_node("review", review)
+    g.add_node("review", review_node)
     g.add_node("send", send)
     g.add_edge(START, "draft")
     g.add_edge("draft", "review")

@@ -12,14 +12,13 @@ Importable by `amber worker bench._workers.graphs:linear` and `amber serve -g ..
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel
-
+from bench._inline.amber_graphs import HitlState
+from bench._inline.amber_graphs import hitl_graph as shared_hitl_graph
 from bench._inline.amber_graphs import linear_graph as shared_linear_graph
 from engine.context import NodeContext
-from engine.graph import END, START, CompiledGraph, Graph
-from engine.reducers import append
+from engine.graph import CompiledGraph
 
 NODES = 10
 
@@ -29,20 +28,11 @@ def linear_graph(nodes: int = NODES) -> CompiledGraph:
     return shared_linear_graph(nodes, name=f"bench_workers_linear_{nodes}")
 
 
-class HitlState(BaseModel):
-    request: str = ""
-    draft: str = ""
-    approved: bool | None = None
+class TimedHitlState(HitlState):
     review_started_us: int | None = None
-    sent: str | None = None
-    audit: Annotated[list[str], append] = []
 
 
-def draft(state: HitlState) -> dict[str, Any]:
-    return {"draft": f"re: {state.request}", "audit": ["drafted"]}
-
-
-def review(state: HitlState, ctx: NodeContext) -> dict[str, Any]:
+def review(state: TimedHitlState, ctx: NodeContext) -> dict[str, Any]:
     started_us = time.time_ns() // 1000  # first thing: when the worker started the node
     decision = ctx.decision if isinstance(ctx.decision, dict) else {}
     approved = bool(decision.get("approved"))
@@ -50,25 +40,5 @@ def review(state: HitlState, ctx: NodeContext) -> dict[str, Any]:
             "audit": [f"review: {approved}"]}
 
 
-def send(state: HitlState) -> dict[str, Any]:
-    return {"sent": f"msg-{len(state.draft)}", "audit": ["sent"]}
-
-
-def route(state: HitlState) -> str:
-    return "send" if state.approved else "stop"
-
-
-def hitl_graph() -> CompiledGraph:
-    g = Graph(HitlState, name="bench_workers_hitl")
-    g.add_node("draft", draft)
-    g.add_node("review", review)
-    g.add_node("send", send)
-    g.add_edge(START, "draft")
-    g.add_edge("draft", "review")
-    g.add_conditional_edges("review", route, {"send": "send", "stop": END})
-    g.add_edge("send", END)
-    return g.compile(interrupt_before=["review"])
-
-
 linear = linear_graph()
-hitl = hitl_graph()
+hitl = shared_hitl_graph(name="bench_workers_hitl", state=TimedHitlState, review_node=review)
