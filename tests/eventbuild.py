@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.chain import GENESIS_HASH, Draft, seal
 from engine.delta import Op, State, append_op, fold, set_op
+from engine.eventlog import Delivery, LogReader
 from engine.events import ErrorInfo, Event, EventType, ForkOrigin, GraphRef, InterruptInfo
 
 GRAPH = GraphRef(name="approval", fingerprint="sha256:" + "ab" * 32)
@@ -60,3 +61,13 @@ def full_event(*, thread_id: str = "thread-full", seq: int = 3,
                                                             hash="22" * 32),
     )
     return seal(draft, prev_hash=prev_hash)
+
+
+def poll_at_least(reader: LogReader, count: int) -> list[Delivery]:
+    """At least `count` deliveries, or whatever came within 60 bounded polls."""
+    got: list[Delivery] = []
+    for _ in range(60):
+        got += reader.poll(max_records=500, timeout_s=0.5)
+        if len(got) >= count:
+            break
+    return got

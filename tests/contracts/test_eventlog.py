@@ -20,11 +20,11 @@ import pytest
 
 from engine.acceptance import Rejection, accepted_history
 from engine.errors import EventDecodeError
-from engine.eventlog import Delivery, EventLog, LogReader, Position, encode_event
+from engine.eventlog import Delivery, EventLog, Position, encode_event
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event
 from schemas.errors import EncodeError
-from tests.eventbuild import chain
+from tests.eventbuild import chain, poll_at_least
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -83,16 +83,6 @@ def _other_partition(log: EventLog, thread_id: str, prefix: str) -> str:
 
 def _events(deliveries: list[Delivery]) -> list[Event | None]:
     return [d.event for d in deliveries]
-
-
-def _poll(reader: LogReader, count: int) -> list[Delivery]:
-    """At least `count` deliveries, or whatever came within 60 bounded polls."""
-    got: list[Delivery] = []
-    for _ in range(60):
-        got += reader.poll(max_records=500, timeout_s=0.5)
-        if len(got) >= count:
-            break
-    return got
 
 
 def test_append_returns_positions_in_order_on_the_threads_partition(log: EventLog) -> None:
@@ -174,9 +164,9 @@ def test_a_reader_resumes_exactly_at_a_position(log: EventLog) -> None:
 
     reader = log.reader({partition: positions[4].offset})
     try:
-        first = _poll(reader, 6)
+        first = poll_at_least(reader, 6)
         log.append(events[10:])
-        then = _poll(reader, 3)
+        then = poll_at_least(reader, 3)
         assert reader.positions() == {partition: positions[-1].offset + 4}
     finally:
         reader.close()
@@ -209,7 +199,7 @@ def test_undecodable_bytes_become_a_located_error_and_reading_goes_on(log: Event
     deliveries = list(log.read_thread("t-bad"))
     reader = log.reader({garbage.partition: garbage.offset})
     try:
-        polled = _poll(reader, 4)
+        polled = poll_at_least(reader, 4)
     finally:
         reader.close()
 

@@ -16,23 +16,18 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType
 
 from engine.acceptance import accepted_history
 from engine.errors import EventLogError, LogUnavailableError, SettingsError
-from engine.eventlog import Delivery, EventLog, LogReader
-from engine.events import Event
+from engine.eventlog import EventLog
 from engine.settings import Settings
-from tests.eventbuild import chain
+from tests.eventbuild import chain, poll_at_least
 from tests.stack import Endpoints
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -62,15 +57,6 @@ def logs(stack: Endpoints, topic_prefix: str) -> Iterator[dict[str, EventLog]]:
     classic.close()
 
 
-def _poll(reader: LogReader, count: int) -> list[Delivery]:
-    got: list[Delivery] = []
-    for _ in range(60):
-        got += reader.poll(max_records=500, timeout_s=0.5)
-        if len(got) >= count:
-            break
-    return got
-
-
 # --- interoperability ------------------------------------------------------------------
 @integration
 @pytest.mark.parametrize(("writer", "reader"), [("kafka", "confluent"), ("confluent", "kafka")])
@@ -91,7 +77,7 @@ def test_what_one_adapter_writes_the_other_reads_identically(
 
     cursor = logs[reader].reader({bad.partition: positions[threads[0]][0].offset})
     try:
-        polled = [d for d in _poll(cursor, 7) if d.key == threads[0]]
+        polled = [d for d in poll_at_least(cursor, 7) if d.key == threads[0]]
     finally:
         cursor.close()
     assert [d.event for d in polled[:6]] == written[threads[0]]
@@ -134,39 +120,6 @@ def test_the_two_adapters_can_write_one_thread_alternately(logs: dict[str, Event
 
 # --- this adapter under load -------------------------------------------------------------
 @integration
-def test_1000_events_from_50_concurrent_threads_read_back_complete_and_chained(
-        logs: dict[str, EventLog]) -> None:
-    log = logs["confluent"]
-    written = {f"load-{i:02d}": chain(f"load-{i:02d}", 20, writer=f"w{i}") for i in range(50)}
-    failures: list[BaseException] = []
-    start = threading.Barrier(len(written))
-
-    def writer(events: list[Event]) -> None:
-        try:
-            start.wait(timeout=30)
-            for event in events:  # each append waits for its own ack, reports served by any
-                log.append([event])
-        except BaseException as e:  # collected, asserted in the test thread below
-            failures.append(e)
-
-    workers = [threading.Thread(target=writer, args=(events,)) for events in written.values()]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=90)
-    assert failures == []
-    assert sum(log.end_offsets().values()) == 1000
-
-    by_thread: dict[str, list[Delivery]] = defaultdict(list)
-    for partition in range(log.partitions):
-        for delivery in logs["kafka"].read(partition):  # read back by the other client
-            by_thread[delivery.key or ""].append(delivery)
-    assert set(by_thread) == set(written)
-    for tid, events in written.items():
-        assert [d.event for d in by_thread[tid]] == events, tid
-
-
-@integration
 def test_the_reused_reader_serves_any_range_in_any_order(logs: dict[str, EventLog]) -> None:
     log = logs["confluent"]
     positions = log.append(chain("t-ranges", 40))
@@ -178,25 +131,6 @@ def test_the_reused_reader_serves_any_range_in_any_order(logs: dict[str, EventLo
         end = rng.randrange(start, 41)
         got = [d.position.offset for d in log.read(partition, start, end)]
         assert got == list(range(start, end)), (start, end)
-
-
-@integration
-def test_the_topic_has_12_partitions_and_never_expires(
-        logs: dict[str, EventLog], stack: Endpoints) -> None:
-    fast = logs["confluent"]
-    assert isinstance(fast, ConfluentEventLog)
-    fast.ensure_topic()  # a second time: nothing happens
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, request_timeout_ms=15000)
-    try:
-        described = admin.describe_topics([fast.topic])
-        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, fast.topic)])
-    finally:
-        admin.close()
-
-    assert len(described[0]["partitions"]) == 12
-    topic_config = configs["topic"][fast.topic]
-    assert topic_config["retention.ms"]["value"] == "-1"
-    assert topic_config["cleanup.policy"]["value"] == "delete"
 
 
 @integration

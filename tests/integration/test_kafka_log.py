@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from kafka import KafkaAdminClient
@@ -14,7 +14,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from engine.acceptance import accepted_history
 from engine.errors import EventLogError, LogUnavailableError
-from engine.eventlog import Delivery, EventLog
+from engine.eventlog import Delivery
+from engine.eventlog_confluent import ConfluentEventLog
 from engine.eventlog_kafka import KafkaEventLog
 from engine.events import Event
 from tests.eventbuild import chain
@@ -22,12 +23,31 @@ from tests.stack import Endpoints
 
 pytestmark = pytest.mark.integration
 
+RealLog = KafkaEventLog | ConfluentEventLog
+
+
+def _adapter(name: str, bootstrap: str, topic: str, ack_timeout_s: float = 30.0) -> RealLog:
+    kind = ConfluentEventLog if name == "confluent" else KafkaEventLog
+    return kind(bootstrap=bootstrap, topic=topic, ack_timeout_s=ack_timeout_s)
+
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def real_log(request: pytest.FixtureRequest, stack: Endpoints,
+             topic_prefix: str) -> Iterator[RealLog]:
+    """Each real Kafka adapter, on a fresh topic it created itself."""
+    log = _adapter(request.param, stack.kafka_bootstrap, f"{topic_prefix}.events")
+    log.ensure_topic()
+    yield log
+    log.close()
+
+
 THREADS = 50
 EVENTS_PER_THREAD = 20
 
 
 def test_1000_events_from_50_concurrent_threads_read_back_complete_and_chained(
-        kafka_log: KafkaEventLog) -> None:
+        real_log: RealLog) -> None:
+    kafka_log = real_log
     written = {f"load-{i:02d}": chain(f"load-{i:02d}", EVENTS_PER_THREAD, writer=f"w{i}")
                for i in range(THREADS)}
     failures: list[BaseException] = []
@@ -69,7 +89,9 @@ def test_1000_events_from_50_concurrent_threads_read_back_complete_and_chained(
 
 
 def test_the_topic_has_12_partitions_and_never_expires(
-        kafka_log: KafkaEventLog, stack: Endpoints) -> None:
+        real_log: RealLog, stack: Endpoints) -> None:
+    kafka_log = real_log
+    kafka_log.ensure_topic()  # a second time: nothing changes
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap, request_timeout_ms=15000)
     try:
         described = admin.describe_topics([kafka_log.topic])
@@ -98,14 +120,9 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _dead_log(adapter: str) -> EventLog:
+def _dead_log(adapter: str) -> RealLog:
     """An adapter pointed at a port nothing listens on, with a 1 s ack timeout."""
-    bootstrap = f"127.0.0.1:{_closed_port()}"
-    if adapter == "confluent":
-        from engine.eventlog_confluent import ConfluentEventLog
-
-        return ConfluentEventLog(bootstrap=bootstrap, topic="amber-dead.events", ack_timeout_s=1.0)
-    return KafkaEventLog(bootstrap=bootstrap, topic="amber-dead.events", ack_timeout_s=1.0)
+    return _adapter(adapter, f"127.0.0.1:{_closed_port()}", "amber-dead.events", 1.0)
 
 
 @pytest.mark.timeout(60)
