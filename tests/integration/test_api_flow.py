@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from consumers.api_auth import sign
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +43,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll until `condition()` holds; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @dataclass
@@ -115,7 +107,7 @@ class Stack:
             return threads <= set(seen)
 
         try:
-            _wait(reached, timeout_s, f"{len(threads)} threads to be {status} "
+            wait_until(reached, timeout_s, f"{len(threads)} threads to be {status} "
                   f"({len(threads & set(seen))} are)")
         except AssertionError as e:
             raise AssertionError(f"{e}\n{self.tail()}") from None
@@ -149,13 +141,13 @@ def api_stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
             except httpx.TransportError:
                 return False
 
-        _wait(healthy, 60, "amber serve to answer /healthz")
+        wait_until(healthy, 60, "amber serve to answer /healthz")
         # Start once the group is stable with every partition assigned. kafka-python 3.0.12
         # sometimes loses a member in the first rebalances (it stops heartbeating and is
         # evicted after session.timeout.ms = 45 s; see the report): the survivor owns all.
         s.spawn("worker-1", "worker", GRAPH)
         s.spawn("worker-2", "worker", GRAPH)
-        _wait(lambda: _group_members(env) >= 1, 90, "the worker group to own every partition")
+        wait_until(lambda: _group_members(env) >= 1, 90, "the worker group to own every partition")
         yield s
     finally:
         client.close()
@@ -319,11 +311,11 @@ def test_two_concurrent_approvals_of_one_interrupt_one_wins(api_stack: Stack) ->
 @pytest.mark.timeout(900)
 def test_500_threads_survive_a_worker_killed_mid_run(api_stack: Stack) -> None:
     stack = api_stack
-    _wait(lambda: _group_members(stack.env) == 2, 120, "both workers to hold partitions")
+    wait_until(lambda: _group_members(stack.env) == 2, 120, "both workers to hold partitions")
     def kill_one_worker_mid_run(n: int) -> None:
         # While threads are still being started and run, SIGKILL a worker: its
         # partitions go to the survivor, which must finish every thread.
-        _wait(lambda: len(stack.threads("interrupted")) >= n // 4, 300,
+        wait_until(lambda: len(stack.threads("interrupted")) >= n // 4, 300,
               "a quarter of the threads to reach the interrupt")
         victim = stack.procs["worker-2"]
         victim.kill()

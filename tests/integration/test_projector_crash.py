@@ -29,6 +29,7 @@ from projector.faults import PROJECTOR_POINTS
 from projector.runner import Projector
 from tests.factories import append_records, noisy_log
 from tests.stack import Endpoints
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -103,14 +104,6 @@ def assert_exactly_once(url: str) -> int:
     return total
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def progressed(url: str, before: int, proc: subprocess.Popen[str],
                producer: threading.Thread, total: int) -> Callable[[], bool]:
     """A condition: the projector committed more, exited, or has nothing left to do."""
@@ -139,7 +132,7 @@ def test_sigkill_at_random_moments_yields_the_same_tables(
             before = covered(pg_url)
             proc = projector_proc(settings_env, "--batch-size", "50")
             wait_until(progressed(pg_url, before, proc, producer, len(records)), 60,
-                       "the projector to commit")
+                       "the projector to commit", every_s=0.01)
             time.sleep(rng.uniform(0, 0.1))  # the random moment of the kill
             proc.kill()
             proc.communicate(timeout=30)

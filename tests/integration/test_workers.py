@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from engine.acceptance import accepted_history
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +24,6 @@ AMBER = [sys.executable, "-m", "consumers"]
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*AMBER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(params=["kafka-python", "confluent"])
@@ -86,12 +78,12 @@ def test_two_workers_run_threads_survive_a_kill_and_finish_once(
     for t in threads:
         service.start(t, {"recipient": "x@example.com", "request": t}, actor="test",
                       mode="worker")
-    _wait(_all(service, threads, "interrupted"), 90, "threads to reach the interrupt")
+    wait_until(_all(service, threads, "interrupted"), 90, "threads to reach the interrupt")
     services[1].kill()  # SIGKILL one worker: the survivor must take its partitions
     services[1].wait(10)
     for t in threads:
         service.decide(t, {"approved": True}, actor="alice")
-    _wait(_all(service, threads, "completed"), 120, "threads to complete on the survivor")
+    wait_until(_all(service, threads, "completed"), 120, "threads to complete on the survivor")
     assert len(list(Path(env["AMBER_OUTBOX_DIR"]).iterdir())) == len(threads)
     for t in threads:
         events = [d.event for d in service.cp.log.read_thread(t) if d.event]
