@@ -36,7 +36,6 @@ class WorkerStats:
     polled: int = 0
     steps: int = 0
     batches: int = 0
-    started_at: float = field(default_factory=time.monotonic)
     reported_at: float = field(default_factory=time.monotonic)
 
 
