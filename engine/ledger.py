@@ -97,9 +97,9 @@ def advance(view: ThreadView | None, event: Event, *, sealed_here: bool = False)
         mode=event.mode if event.mode is not None else (view.mode if view else None),
         created_at=view.created_at if view else event.occurred_at,
         updated_at=event.occurred_at,
-        integrity_error=(view.integrity_error if view else None) or problem,
+        integrity_error=view.integrity_error if view else None,
     )
-    return Outcome(new, None)
+    return Outcome(mark(new, problem) if problem else new, None)
 
 
 def rebuild(events: list[Event]) -> ThreadView | None:
@@ -111,4 +111,5 @@ def rebuild(events: list[Event]) -> ThreadView | None:
 
 
 def mark(view: ThreadView, problem: str) -> ThreadView:
+    """The view with `problem` recorded, unless an earlier integrity error already is."""
     return replace(view, integrity_error=view.integrity_error or problem)
