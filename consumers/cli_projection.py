@@ -280,6 +280,7 @@ def _run_projector(settings: Settings, *, group: str, once: bool, rebuild: bool,
 
     log = _event_log(settings)
     config = ProjectorConfig(group=group, batch_size=batch_size, lock_wait_s=wait_lock,
+                             gather_ms=settings.projector_gather_ms,
                              cache_size=max(100_000, 4 * batch_size))
     stop = _stop_on_signals()
     try:

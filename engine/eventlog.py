@@ -19,6 +19,9 @@ from schemas import default_codec
 from schemas.errors import SchemaError
 
 _READ_STALL_S = 30.0
+# A gathering fetch is answered early once this much is waiting: under load the
+# hold never delays anything, it only spares requests while records trickle in.
+GATHER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -108,8 +111,13 @@ class EventLog(ABC):
         """Next offset to be written, per partition."""
 
     @abstractmethod
-    def reader(self, start: dict[int, int]) -> LogReader:
-        """A cursor over the partitions in `start`, beginning at the given offsets."""
+    def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
+        """A cursor over the partitions in `start`, beginning at the given offsets.
+
+        With `gather_ms` > 0 the broker may hold each fetch that long while records
+        accumulate: a tailing reader under a trickle then makes one request per
+        `gather_ms` instead of one per record, at the price of that much delay.
+        """
 
     def close(self) -> None:
         """Release connections (adapters with more to release extend this)."""

@@ -39,6 +39,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import (
+    GATHER_BYTES,
     Delivery,
     EventLog,
     LogReader,
@@ -296,11 +297,15 @@ class ConfluentEventLog(EventLog):
         # read() parks it between reads so that it does not fetch at all when idle.
         return self._new_reader(start, fetch_wait_ms=0)
 
-    def reader(self, start: dict[int, int]) -> LogReader:
+    def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
+        if gather_ms > 0:
+            return self._new_reader(start, fetch_wait_ms=gather_ms, min_bytes=GATHER_BYTES)
         return self._new_reader(start, fetch_wait_ms=100)
 
-    def _new_reader(self, start: dict[int, int], *, fetch_wait_ms: int) -> ConfluentLogReader:
-        consumer = self._consumer(**{"fetch.wait.max.ms": fetch_wait_ms})
+    def _new_reader(self, start: dict[int, int], *, fetch_wait_ms: int,
+                    min_bytes: int = 1) -> ConfluentLogReader:
+        consumer = self._consumer(**{"fetch.wait.max.ms": fetch_wait_ms,
+                                     "fetch.min.bytes": min_bytes})
         try:
             # librdkafka connects lazily: ask for the topic's metadata so a dead broker
             # fails here, bounded, like the kafka-python adapter's constructor.

@@ -22,6 +22,7 @@ from kafka.errors import (
 
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import (
+    GATHER_BYTES,
     Delivery,
     EventLog,
     LogReader,
@@ -121,8 +122,10 @@ class KafkaEventLog(EventLog):
             raise _translate(e, "reading end offsets") from e
         return {tp.partition: off for tp, off in ends.items()}
 
-    def reader(self, start: dict[int, int]) -> LogReader:
-        return KafkaLogReader(common=self._client(), topic=self.topic, start=start)
+    def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
+        fetch = ({"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": GATHER_BYTES}
+                 if gather_ms > 0 else {"fetch_max_wait_ms": 100})
+        return KafkaLogReader(common=self._client(), topic=self.topic, start=start, **fetch)
 
     def close(self) -> None:
         with self._lock:
@@ -149,8 +152,10 @@ def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
 class KafkaLogReader(LogReader):
     """Manually assigned partitions, seeked to the given offsets; no group, no commits."""
 
-    def __init__(self, *, common: dict[str, Any], topic: str, start: dict[int, int]) -> None:
-        self._consumer = _consumer(common, fetch_max_wait_ms=100, max_poll_records=5000)
+    def __init__(self, *, common: dict[str, Any], topic: str, start: dict[int, int],
+                 fetch_max_wait_ms: int = 100, fetch_min_bytes: int = 1) -> None:
+        self._consumer = _consumer(common, fetch_max_wait_ms=fetch_max_wait_ms,
+                                   fetch_min_bytes=fetch_min_bytes, max_poll_records=5000)
         self._tps = {p: TopicPartition(topic, p) for p in start}
         self._consumer.assign(list(self._tps.values()))
         for partition, offset in start.items():

@@ -37,7 +37,7 @@ class InMemoryEventLog(EventLog):
         with self._changed:
             return {p: len(r) for p, r in enumerate(self._records)}
 
-    def reader(self, start: dict[int, int]) -> LogReader:
+    def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
         return _MemoryReader(self, dict(start))
 
     def _take(self, cursor: dict[int, int], max_records: int) -> list[Delivery]:

@@ -30,6 +30,7 @@ class Settings:
     snapshot_every: int = 50
     ack_timeout_s: float = 30.0
     catchup_timeout_s: float = 10.0
+    projector_gather_ms: int = 5  # how long the broker holds a projector fetch to batch records
     api_tokens: str = ""  # "token=actor,token2=actor2"
     outbox_dir: str = "outbox"
     llm_url: str = ""
@@ -53,6 +54,8 @@ class Settings:
             ack_timeout_s=_read(env, "AMBER_ACK_TIMEOUT_S", _positive_float, d.ack_timeout_s),
             catchup_timeout_s=_read(env, "AMBER_CATCHUP_TIMEOUT_S", _positive_float,
                                     d.catchup_timeout_s),
+            projector_gather_ms=_read(env, "AMBER_PROJECTOR_GATHER_MS", _non_negative_int,
+                                      d.projector_gather_ms),
             api_tokens=env.get("AMBER_API_TOKENS", d.api_tokens),
             outbox_dir=_read(env, "AMBER_OUTBOX_DIR", _nonempty, d.outbox_dir),
             llm_url=env.get("AMBER_LLM_URL", d.llm_url),
@@ -92,6 +95,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError("must be an integer >= 1")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be an integer >= 0")
     return value
 
 

@@ -34,10 +34,12 @@ class ProjectorConfig:
     group: str = DEFAULT_GROUP
     batch_size: int = 5000  # records per PostgreSQL transaction, at most
     poll_timeout_s: float = 0.5
-    # Under a trickle (one inline runner) every event was its own transaction and
-    # the projector took a third of the machine's CPU; lingering a few ms batches
-    # them. It delays read-your-writes by at most this much.
-    linger_s: float = 0.005
+    # Under a trickle (one inline runner) every event was its own fetch and its own
+    # transaction, and the projector, its broker fetches and PostgreSQL took more
+    # CPU than the runner. The broker now holds each fetch up to this long while
+    # records gather: a third of that CPU, for up to this much read-your-writes
+    # delay. (Lingering in the poll loop as well doubled the delay for no gain.)
+    gather_ms: int = 5
     lock_wait_s: float = 0.0  # how long to wait for another instance of the group to exit
     cache_size: int = 100_000  # thread views kept in memory
     retry_for_s: float = 60.0  # give up after transient failures lasting this long
@@ -209,7 +211,8 @@ class Projector:
             if on_progress is not None:
                 on_progress(progress)
 
-        reader = self._log.reader(dict(self._read_to))
+        reader = self._log.reader(dict(self._read_to),
+                                  gather_ms=self.config.gather_ms)
         writer = BatchWriter(store=self._require_store(), faults=self._faults,
                              on_commit=committed)
         try:
@@ -230,16 +233,8 @@ class Projector:
         return all(self._read_to.get(p, 0) >= end for p, end in until.items())
 
     def _poll(self, reader: LogReader) -> list[Delivery]:
-        size = self.config.batch_size
-        out = reader.poll(max_records=size, timeout_s=self.config.poll_timeout_s)
-        deadline = time.monotonic() + self.config.linger_s
-        while out and len(out) < size:  # gather what arrives within the linger
-            wait = max(0.0, deadline - time.monotonic())
-            more = reader.poll(max_records=size - len(out), timeout_s=wait)
-            if not more and wait == 0.0:
-                break
-            out += more
-        return out
+        return reader.poll(max_records=self.config.batch_size,
+                           timeout_s=self.config.poll_timeout_s)
 
     def _fold(self, deliveries: list[Delivery]) -> Batch:
         """Fold on top of the views of batches still in flight; the writer commits it.

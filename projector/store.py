@@ -78,8 +78,12 @@ class ProjectionStore:
         # Two connections: batches are written on one (it holds the group lock) by
         # the writer thread while the folding thread reads committed views on the other.
         with translated("connecting"):
+            # No WAL flush wait per batch: the projection is rebuilt from the log, and
+            # rows and positions commit together, so a crash can only drop a suffix
+            # of batches, which the next run projects again from the positions left.
             self._conn: psycopg.Connection[Any] = psycopg.connect(
-                database_url, autocommit=True, application_name=name)
+                database_url, autocommit=True, application_name=name,
+                options="-c synchronous_commit=off")
             self._reads: psycopg.Connection[Any] = psycopg.connect(
                 database_url, autocommit=True, application_name=name)
 

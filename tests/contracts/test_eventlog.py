@@ -176,6 +176,24 @@ def test_a_reader_resumes_exactly_at_a_position(log: EventLog) -> None:
     assert _events(then) == events[10:]  # a live tail: nothing skipped, nothing repeated
 
 
+def test_a_gathering_reader_delivers_a_lone_record_and_then_a_burst(log: EventLog) -> None:
+    # The broker holds a gathering fetch until enough bytes wait OR the hold ends:
+    # a single small record must still arrive, and a later burst arrive whole.
+    events = chain("t-gather", 41)
+    partition = log.partition_of("t-gather")
+    reader = log.reader({partition: log.end_offsets()[partition]}, gather_ms=50)
+    try:
+        log.append(events[:1])
+        lone = poll_at_least(reader, 1)
+        log.append(events[1:])
+        burst = poll_at_least(reader, 40)
+    finally:
+        reader.close()
+
+    assert _events(lone) == events[:1]
+    assert _events(burst) == events[1:]
+
+
 def test_read_honours_its_start_and_end(log: EventLog) -> None:
     events = chain("t-range", 8)
     positions = log.append(events)
