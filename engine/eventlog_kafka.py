@@ -156,18 +156,20 @@ class KafkaLogReader(LogReader):
                  fetch_max_wait_ms: int = 100, fetch_min_bytes: int = 1) -> None:
         self._consumer = _consumer(common, fetch_max_wait_ms=fetch_max_wait_ms,
                                    fetch_min_bytes=fetch_min_bytes, max_poll_records=5000)
-        self._tps = {p: TopicPartition(topic, p) for p in start}
+        self._topic = topic
+        self._tps: dict[int, TopicPartition] = {}
+        self.reseek(start)
+
+    def reseek(self, start: dict[int, int]) -> None:
+        """Point this cursor at other partitions/offsets without reconnecting."""
+        self._tps = {p: TopicPartition(self._topic, p) for p in start}
         self._consumer.assign(list(self._tps.values()))
         for partition, offset in start.items():
             self._consumer.seek(self._tps[partition], offset)
 
-    def reseek(self, start: dict[int, int]) -> None:
-        """Point this cursor at other partitions/offsets without reconnecting."""
-        topic = next(iter(self._tps.values())).topic
-        self._tps = {p: TopicPartition(topic, p) for p in start}
-        self._consumer.assign(list(self._tps.values()))
-        for partition, offset in start.items():
-            self._consumer.seek(self._tps[partition], offset)
+    def park(self) -> None:
+        """Stop fetching until the next reseek (drops whatever was prefetched)."""
+        self.reseek({})
 
     def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
         try:

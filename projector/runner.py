@@ -18,6 +18,7 @@ from types import TracebackType
 from engine.errors import EventLogError
 from engine.eventlog import Delivery, EventLog, LogReader
 from engine.ledger import ThreadView
+from engine.tail import tail
 from projector.batch import Batch, fold_batch
 from projector.errors import ProjectionStoreError
 from projector.faults import FaultPlan
@@ -211,8 +212,7 @@ class Projector:
             if on_progress is not None:
                 on_progress(progress)
 
-        reader = self._log.reader(dict(self._read_to),
-                                  gather_ms=self.config.gather_ms)
+        reader = tail(self._log, dict(self._read_to), gather_ms=self.config.gather_ms)
         writer = BatchWriter(store=self._require_store(), faults=self._faults,
                              on_commit=committed)
         try:
