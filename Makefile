@@ -40,7 +40,9 @@ test-heavy: install
 # Benchmarks print JSON; run as modules so bench/projector.py cannot shadow the package.
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
-	eval "$$(compose/stack up)" && for b in projector inline workers; do $(BIN)/python -m bench.$$b; done
+	eval "$$(compose/stack up)" && $(BIN)/python -m bench.projector && \
+	  for c in kafka-python confluent; do AMBER_KAFKA_CLIENT=$$c $(BIN)/python -m bench.inline; done && \
+	  $(BIN)/python -m bench.workers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache outbox

@@ -314,7 +314,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=100, help="threads of the linear graph")
     p.add_argument("--nodes", type=int, default=20, help="nodes of the linear graph")
     p.add_argument("--hitl", type=int, default=200, help="HITL threads")
-    p.add_argument("--warmup", type=int, default=5, help="untimed threads first, per case")
+    # A freshly started broker spends ~3x the CPU per request until its JIT has seen
+    # a few thousand: without a real warm-up the first case measures the JIT.
+    p.add_argument("--warmup", type=int, default=20, help="untimed threads first, per case")
     p.add_argument("--chunk", type=int, default=5,
                    help="threads per turn (HITL: twice that) before the other side's turn")
     p.add_argument("--cold", type=int, default=5, help="cold `amber resume` processes")

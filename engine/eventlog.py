@@ -110,6 +110,10 @@ class EventLog(ABC):
     def end_offsets(self) -> dict[int, int]:
         """Next offset to be written, per partition."""
 
+    def end_offset(self, partition: int) -> int:
+        """Next offset to be written on one partition (adapters ask for just that one)."""
+        return self.end_offsets()[partition]
+
     @abstractmethod
     def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
         """A cursor over the partitions in `start`, beginning at the given offsets.
@@ -129,7 +133,7 @@ class EventLog(ABC):
         Every call reuses one cursor: a new Kafka consumer costs a bootstrap,
         which every resume paid (~50 ms) before.
         """
-        stop = self.end_offsets()[partition] if end is None else end
+        stop = self.end_offset(partition) if end is None else end
         if start >= stop:
             return iter(())
         with self._read_lock:

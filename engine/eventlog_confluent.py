@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from confluent_kafka import (
@@ -276,8 +276,15 @@ class ConfluentEventLog(EventLog):
     def end_offsets(self) -> dict[int, int]:
         # One ListOffsets request for every partition (per-partition watermark queries
         # cost a round trip each: ~9x slower for 12 partitions).
+        return self._list_latest(range(self.partitions))
+
+    def end_offset(self, partition: int) -> int:
+        # Every resume asks for its thread's partition: one future instead of twelve.
+        return self._list_latest([partition])[partition]
+
+    def _list_latest(self, partitions: Iterable[int]) -> dict[int, int]:
         admin = self._get_admin()
-        request = {TopicPartition(self.topic, p): _LATEST for p in range(self.partitions)}
+        request = {TopicPartition(self.topic, p): _LATEST for p in partitions}
 
         def list_latest(timeout_s: float) -> dict[int, int]:
             futures = admin.list_offsets(request, request_timeout=timeout_s)

@@ -9,6 +9,7 @@ adapter agrees where a thread lives. Driver errors are translated here, once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -114,7 +115,13 @@ class KafkaEventLog(EventLog):
         return self._meta
 
     def end_offsets(self) -> dict[int, int]:
-        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        return self._ends(range(self.partitions))
+
+    def end_offset(self, partition: int) -> int:
+        return self._ends([partition])[partition]
+
+    def _ends(self, partitions: Iterable[int]) -> dict[int, int]:
+        tps = [TopicPartition(self.topic, p) for p in partitions]
         try:
             with self._lock:
                 ends = self._get_meta().end_offsets(tps)

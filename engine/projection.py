@@ -7,6 +7,7 @@ contract tests against.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -49,6 +50,14 @@ class RejectedEvent:
     reason: Rejection
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """How far the projection is on one partition, and how lately it moved."""
+
+    next_offset: int  # next log offset not yet applied
+    idle_s: float  # seconds since the projector last advanced here; inf when unknown
+
+
 class ProjectionReader(ABC):
     """Read side used by the engine, the CLI and the API."""
 
@@ -71,6 +80,10 @@ class ProjectionReader(ABC):
     @abstractmethod
     def projected_offset(self, partition: int) -> int:
         """Next log offset of `partition` the projection has not applied yet."""
+
+    def progress(self, partition: int) -> Progress:
+        """projected_offset and its age; adapters that cannot tell the age say inf."""
+        return Progress(next_offset=self.projected_offset(partition), idle_s=math.inf)
 
     def wait_for_offset(self, partition: int, offset: int, *, timeout_s: float) -> None:
         """Return once every record of `partition` before `offset` is projected.
@@ -169,4 +182,4 @@ class LogProjection(ProjectionReader):
         return self._fold_all()[2].get(thread_id, [])
 
     def projected_offset(self, partition: int) -> int:
-        return self._log.end_offsets()[partition]  # every read folds the whole log
+        return self._log.end_offset(partition)  # every read folds the whole log

@@ -9,6 +9,7 @@ safety net, and always ends at a deadline.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from engine.ledger import ThreadView
 from engine.projection import (
     CatchUpTimeoutError,
     Checkpoint,
+    Progress,
     ProjectionReader,
     RejectedEvent,
 )
@@ -131,6 +133,16 @@ class PostgresProjectionReader(ProjectionReader):
 
     def projected_offset(self, partition: int) -> int:
         return self.projected_offsets().get(partition, 0)
+
+    def progress(self, partition: int) -> Progress:
+        with self._conn("reading a position") as conn:
+            row = conn.execute(
+                "SELECT next_offset, extract(epoch FROM clock_timestamp() - committed_at) "
+                "FROM projector_positions WHERE group_id = %s AND topic = %s "
+                "AND kafka_partition = %s", (self.group, self.topic, partition)).fetchone()
+        if row is None:
+            return Progress(next_offset=0, idle_s=math.inf)
+        return Progress(next_offset=int(row[0]), idle_s=max(0.0, float(row[1])))
 
     def projected_offsets(self) -> dict[int, int]:
         """Next unprojected offset per partition (partitions never read are absent)."""

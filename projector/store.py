@@ -49,7 +49,7 @@ _SAVE_POSITIONS = (
     "INSERT INTO projector_positions (group_id, topic, kafka_partition, next_offset) "
     "SELECT %s, %s, p, o FROM unnest(%s::integer[], %s::bigint[]) AS u(p, o) "
     "ON CONFLICT (group_id, topic, kafka_partition) "
-    "DO UPDATE SET next_offset = EXCLUDED.next_offset")
+    "DO UPDATE SET next_offset = EXCLUDED.next_offset, committed_at = now()")
 
 
 @contextmanager

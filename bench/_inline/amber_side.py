@@ -64,7 +64,8 @@ def instrument(cp: Any) -> PortTimer:
     timer = PortTimer()
     timer.wrap(cp.log, "append", "kafka.append (send + wait for ack)")
     timer.wrap(cp.log, "end_offsets", "kafka.end_offsets")
-    timer.wrap(cp.log, "read", "kafka.read (first-writer-wins read-back)")
+    timer.wrap(cp.log, "end_offset", "kafka.end_offset (one partition)")
+    timer.wrap(cp.log, "read", "kafka.read (read-back, unprojected tail)")
     for name in ("get_thread", "history", "projected_offset", "projected_offsets",
                  "wait_for_offset", "wait_for_offsets"):
         if hasattr(cp.projection, name):

@@ -206,6 +206,8 @@ def test_end_offsets_grow_by_the_number_appended(log: EventLog) -> None:
     assert after[p_there] == before[p_there] + 2
     assert {p: o for p, o in after.items() if p not in (p_here, p_there)} == \
         {p: o for p, o in before.items() if p not in (p_here, p_there)}
+    assert [log.end_offset(p) for p in range(log.partitions)] == \
+        [after[p] for p in range(log.partitions)]
 
 
 def test_an_event_that_does_not_encode_is_refused_before_anything_is_written(

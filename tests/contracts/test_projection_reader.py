@@ -9,6 +9,7 @@ compares what the reader says with a fold of the same events.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from engine.projection import (
     CatchUpTimeoutError,
     CheckpointNotFoundError,
     LogProjection,
+    Progress,
     ProjectionReader,
     ThreadNotFoundError,
 )
@@ -266,3 +268,21 @@ def test_wait_for_offset_covers_every_appended_record(backend: Backend) -> None:
     assert backend.reader.projected_offset(last.partition) >= last.offset + 1
     with pytest.raises(CatchUpTimeoutError):
         backend.reader.wait_for_offset(last.partition, last.offset + 2, timeout_s=0.2)
+
+
+def test_progress_is_the_projected_offset_and_its_age(backend: Backend) -> None:
+    last = backend.append(thread_events("progress", 3))[-1]
+
+    progress = backend.reader.progress(last.partition)
+
+    assert progress.next_offset == backend.reader.projected_offset(last.partition)
+    assert progress.next_offset >= last.offset + 1
+    assert progress.idle_s >= 0.0
+    from projector.reader import PostgresProjectionReader
+
+    if not isinstance(backend.reader, PostgresProjectionReader):
+        return  # the reference is always current and cannot tell an age
+    assert progress.idle_s < 60.0  # a batch was just committed here
+    unread = next(p for p in range(backend.log.partitions)
+                  if p not in backend.reader.projected_offsets())
+    assert backend.reader.progress(unread) == Progress(next_offset=0, idle_s=math.inf)

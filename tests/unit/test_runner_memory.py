@@ -19,7 +19,7 @@ from engine.errors import (
 )
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import EventType
-from engine.projection import CatchUpTimeoutError, LogProjection
+from engine.projection import CatchUpTimeoutError, LogProjection, Progress
 from tests.engine_graphs import Flaky, approval_graph, asking_graph, flaky_graph
 
 
@@ -182,4 +182,64 @@ def test_projection_that_cannot_catch_up_refuses_to_resume() -> None:
     with pytest.raises(CatchUpTimeoutError, match="amber projector"):
         approval_graph(interrupt_before=["review"]).resume("t", {"approved": True}, actor="a",
                                                             checkpointer=stuck)
+    assert log.end_offsets() == before
+
+
+class _LaggingProjection(LogProjection):
+    """Answers like a live projector that has applied the log only below `at`."""
+
+    at = 0
+    idle_s = 0.01
+
+    def projected_offset(self, partition: int) -> int:
+        return self.at
+
+    def progress(self, partition: int) -> Progress:
+        return Progress(next_offset=self.at, idle_s=self.idle_s)
+
+
+def test_resume_does_not_wait_for_other_threads_unprojected_events() -> None:
+    log = InMemoryEventLog(partitions=1)  # every thread on one partition
+    lagging = _LaggingProjection(log)
+    cp = Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
+    app = approval_graph(interrupt_before=["review"], checkpointer=cp)
+    lagging.at = 10**9
+    app.start("mine", {})
+    app.start("other", {})
+    lagging.at = log.end_offsets()[0] - 1  # "other"'s Interrupted is not projected yet
+
+    result = app.resume("mine", {"approved": True}, actor="a")
+
+    assert result.status == "completed"
+
+
+def test_resume_waits_while_its_own_events_are_unprojected() -> None:
+    log = InMemoryEventLog(partitions=1)
+    lagging = _LaggingProjection(log)
+    cp = Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
+    app = approval_graph(interrupt_before=["review"], checkpointer=cp)
+    lagging.at = 10**9
+    app.start("other", {})
+    app.start("mine", {})
+    lagging.at = log.end_offsets()[0] - 1  # "mine"'s Interrupted is not projected yet
+    before = log.end_offsets()
+
+    with pytest.raises(CatchUpTimeoutError, match="amber projector"):
+        app.resume("mine", {"approved": True}, actor="a")
+    assert log.end_offsets() == before
+
+
+def test_resume_waits_for_a_projector_that_stopped_even_behind_other_threads() -> None:
+    log = InMemoryEventLog(partitions=1)
+    lagging = _LaggingProjection(log)
+    cp = Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
+    app = approval_graph(interrupt_before=["review"], checkpointer=cp)
+    lagging.at = 10**9
+    app.start("mine", {})
+    app.start("other", {})
+    lagging.at, lagging.idle_s = log.end_offsets()[0] - 1, 30.0  # no progress for 30 s
+    before = log.end_offsets()
+
+    with pytest.raises(CatchUpTimeoutError, match="amber projector"):
+        app.resume("mine", {"approved": True}, actor="a")
     assert log.end_offsets() == before
