@@ -198,48 +198,26 @@ class _LaggingProjection(LogProjection):
         return Progress(next_offset=self.at, idle_s=self.idle_s)
 
 
-def test_resume_does_not_wait_for_other_threads_unprojected_events() -> None:
+@pytest.mark.parametrize(("last", "idle_s", "waits"), [
+    ("other", 0.01, False),  # a live projector behind with another thread's event only
+    ("mine", 0.01, True),  # the thread's own Interrupted is not projected yet
+    ("other", 30.0, True),  # the projector stopped 30 s ago: never trusted to be current
+])
+def test_resume_waits_only_when_its_own_events_may_be_unprojected(
+        last: str, idle_s: float, waits: bool) -> None:
     log = InMemoryEventLog(partitions=1)  # every thread on one partition
     lagging = _LaggingProjection(log)
     cp = Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
     app = approval_graph(interrupt_before=["review"], checkpointer=cp)
     lagging.at = 10**9
-    app.start("mine", {})
-    app.start("other", {})
-    lagging.at = log.end_offsets()[0] - 1  # "other"'s Interrupted is not projected yet
-
-    result = app.resume("mine", {"approved": True}, actor="a")
-
-    assert result.status == "completed"
-
-
-def test_resume_waits_while_its_own_events_are_unprojected() -> None:
-    log = InMemoryEventLog(partitions=1)
-    lagging = _LaggingProjection(log)
-    cp = Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
-    app = approval_graph(interrupt_before=["review"], checkpointer=cp)
-    lagging.at = 10**9
-    app.start("other", {})
-    app.start("mine", {})
-    lagging.at = log.end_offsets()[0] - 1  # "mine"'s Interrupted is not projected yet
+    for thread in sorted(("mine", "other"), key=lambda t: t == last):
+        app.start(thread, {})
+    lagging.at, lagging.idle_s = log.end_offsets()[0] - 1, idle_s  # `last` not projected
     before = log.end_offsets()
 
-    with pytest.raises(CatchUpTimeoutError, match="amber projector"):
-        app.resume("mine", {"approved": True}, actor="a")
-    assert log.end_offsets() == before
-
-
-def test_resume_waits_for_a_projector_that_stopped_even_behind_other_threads() -> None:
-    log = InMemoryEventLog(partitions=1)
-    lagging = _LaggingProjection(log)
-    cp = Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
-    app = approval_graph(interrupt_before=["review"], checkpointer=cp)
-    lagging.at = 10**9
-    app.start("mine", {})
-    app.start("other", {})
-    lagging.at, lagging.idle_s = log.end_offsets()[0] - 1, 30.0  # no progress for 30 s
-    before = log.end_offsets()
-
+    if not waits:
+        assert app.resume("mine", {"approved": True}, actor="a").status == "completed"
+        return
     with pytest.raises(CatchUpTimeoutError, match="amber projector"):
         app.resume("mine", {"approved": True}, actor="a")
     assert log.end_offsets() == before
