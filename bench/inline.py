@@ -107,9 +107,11 @@ class Acc:
 class Lockstep:
     """Runs chunks of each phase on every participant in turn, so noise hits all alike."""
 
-    def __init__(self, sides: dict[str, SideProcess], projector_pid: int | None) -> None:
+    def __init__(self, sides: dict[str, SideProcess], projector_pid: int | None,
+                 concurrency: int = 1) -> None:
         self.sides = sides
         self.projector_pid = projector_pid
+        self.common = {"concurrency": concurrency}  # sent with every command
         self.acc: dict[tuple[str, str], Acc] = {}
 
     def pids(self, side: str) -> dict[str, list[int]]:
@@ -124,8 +126,8 @@ class Lockstep:
             order = participants if k % 2 == 0 else participants[::-1]
             for side, style in order:
                 ids = [ids_of(side, style, i) for i in chunk]
-                cmd = {"op": op, "ids": ids, **({"style": style} if style else {}),
-                       **(extra or {})}
+                cmd = {**self.common, "op": op, "ids": ids,
+                       **({"style": style} if style else {}), **(extra or {})}
                 pids = self.pids(side)
                 before = cpu_sample(pids)
                 reply = self.sides[side].call(**cmd)
@@ -136,7 +138,8 @@ class Lockstep:
     def warm(self, participants: list[tuple[str, str | None]], op: str, ids_of: Any,
              n: int) -> None:
         for side, style in participants:
-            self.sides[side].call(op=op, ids=[ids_of(side, style, i) for i in range(n)],
+            self.sides[side].call(**self.common, op=op,
+                                  ids=[ids_of(side, style, i) for i in range(n)],
                                   **({"style": style} if style else {}))
 
 
@@ -165,13 +168,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 say(f"LangGraph: database {lg_db}")
                 sides["langgraph"] = SideProcess(
                     "langgraph", "bench._inline.peer_langgraph",
-                    ["--database", create_database(lg_db), "--nodes", str(args.nodes)],
+                    ["--database", create_database(lg_db), "--nodes", str(args.nodes),
+                     "--pool", str(args.concurrency)],
                     dict(os.environ), str(ROOT), str(workdir / "langgraph.log"))
             if stack is not None:
                 sides["amber"] = SideProcess(
                     "amber", "bench._inline.amber_side", ["--nodes", str(args.nodes)],
                     stack.env, str(ROOT), str(workdir / "amber.log"))
-            ls = Lockstep(sides, stack.projector.pid if stack and stack.projector else None)
+            ls = Lockstep(sides, stack.projector.pid if stack and stack.projector else None,
+                          args.concurrency)
             doc = schedule(args, ls, stack, workdir)
         finally:
             for side in sides.values():
@@ -319,11 +324,15 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=20, help="untimed threads first, per case")
     p.add_argument("--chunk", type=int, default=5,
                    help="threads per turn (HITL: twice that) before the other side's turn")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="threads run at once on each side (a thread pool; LangGraph gets a "
+                        "connection pool of that size); turns grow to 2x this")
     p.add_argument("--cold", type=int, default=5, help="cold `amber resume` processes")
     p.add_argument("--only", choices=["both", "amber", "langgraph"], default="both")
     p.add_argument("--profile-dir", default=None,
                    help="also profile Amber's sequential case with pyinstrument into DIR")
     args = p.parse_args()
+    args.chunk = max(args.chunk, 2 * args.concurrency)  # a turn must keep every thread busy
     if args.only != "amber":
         try:
             import langgraph  # noqa: F401
@@ -339,6 +348,7 @@ def main() -> None:
         "params": {"sequential_threads": args.threads, "nodes_per_thread": args.nodes,
                    "hitl_threads": args.hitl, "warmup_threads": args.warmup,
                    "chunk_threads": args.chunk, "cold_start_runs": args.cold,
+                   "concurrency": args.concurrency,
                    "durability": "Amber: each event acked by Kafka (acks=all, idempotent) "
                                  "before the next node; LangGraph: durability='sync', each "
                                  "checkpoint committed to PostgreSQL before the next step",

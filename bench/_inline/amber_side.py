@@ -99,22 +99,23 @@ class AmberSide:
                                checkpointer=self.cp)
         assert res.status == "completed" and res.state["sent"], res
 
-    def timed(self, ids: list[str], body: Callable[[str], None]) -> dict[str, Any]:
+    def timed(self, ids: list[str], body: Callable[[str], None],
+              concurrency: int) -> dict[str, Any]:
         self.timer.take()
-        out = run_items(ids, body)
+        out = run_items(ids, body, concurrency)
         out["ports"] = self.timer.take()
         return out
 
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        op, ids = cmd["op"], cmd.get("ids", [])
+        op, ids, n = cmd["op"], cmd.get("ids", []), cmd.get("concurrency", 1)
         if op == "seq":
-            return self.timed(ids, self.seq)
+            return self.timed(ids, self.seq, n)
         if op == "hitl_start":
-            return self.timed(ids, self.start)
+            return self.timed(ids, self.start, n)
         if op == "hitl_resume":
-            return self.timed(ids, self.resume)
+            return self.timed(ids, self.resume, n)
         if op == "hitl_both":
-            return self.timed(ids, lambda t: (self.start(t), self.resume(t)))
+            return self.timed(ids, lambda t: (self.start(t), self.resume(t)), n)
         if op == "cold_threads":
             return {"ids": self.cold_threads(ids)}
         if op == "profile":

@@ -18,9 +18,12 @@ import itertools
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
+import psycopg
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 
 from bench._inline.common import run_items, serve, versions
 
@@ -108,9 +111,15 @@ def _cfg(thread: str) -> dict[str, Any]:
 class LangGraphSide:
     """Answers the orchestrator's commands on one PostgresSaver connection."""
 
-    def __init__(self, database: str, nodes: int) -> None:
-        self._ctx = PostgresSaver.from_conn_string(database)
-        self.cp = self._ctx.__enter__()
+    def __init__(self, database: str, nodes: int, pool: int) -> None:
+        self.database = database
+        if pool > 1:  # one connection per concurrent thread, as LangGraph's docs advise
+            self._pool = ConnectionPool(database, min_size=pool, max_size=pool, kwargs={
+                "autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+            self.cp = PostgresSaver(self._pool)  # type: ignore[arg-type]
+        else:
+            self._ctx = PostgresSaver.from_conn_string(database)
+            self.cp = self._ctx.__enter__()
         self.cp.setup()
         self.nodes = nodes
         self.linear = linear_graph(nodes, self.cp)
@@ -139,27 +148,28 @@ class LangGraphSide:
 
     def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op, ids, style = cmd["op"], cmd.get("ids", []), cmd.get("style", "static")
+        n = cmd.get("concurrency", 1)
         if op == "seq":
             durability = cmd.get("durability", "sync")
-            return run_items(ids, lambda t: self.seq(t, durability))
+            return run_items(ids, lambda t: self.seq(t, durability), n)
         if op == "hitl_start":
-            return run_items(ids, lambda t: self.start(t, style))
+            return run_items(ids, lambda t: self.start(t, style), n)
         if op == "hitl_resume":
-            return run_items(ids, lambda t: self.resume(t, style))
+            return run_items(ids, lambda t: self.resume(t, style), n)
         if op == "hitl_both":
-            return run_items(ids, lambda t: (self.start(t, style), self.resume(t, style)))
+            return run_items(ids, lambda t: (self.start(t, style), self.resume(t, style)), n)
         if op == "info":
-            with self.cp.conn.cursor() as cur:
-                cur.execute("SELECT pg_database_size(current_database()) AS n")
-                row = cur.fetchone()
+            with psycopg.connect(self.database) as conn:
+                row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
             return {"checkpointer": "langgraph.checkpoint.postgres.PostgresSaver "
-                                    "(one psycopg 3 connection, autocommit)",
+                                    "(psycopg 3, autocommit; a pool of one connection per "
+                                    "concurrent thread when --concurrency > 1)",
                     "durability": "sync (the default is async)",
                     "hitl_styles": {"static": "interrupt_before=['review'] + "
                                               "update_state + invoke(None)",
                                     "dynamic": "interrupt() in review + "
                                                "invoke(Command(resume=...))"},
-                    "database_bytes": int(row["n"] if isinstance(row, dict) else row[0]),
+                    "database_bytes": int(row[0]) if row else None,
                     "versions": versions("langgraph", "langgraph-checkpoint",
                                          "langgraph-checkpoint-postgres", "psycopg")}
         raise ValueError(f"unknown op {op!r}")
@@ -169,8 +179,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--database", required=True)
     p.add_argument("--nodes", type=int, default=20)
+    p.add_argument("--pool", type=int, default=1, help="connections (> 1: a pool)")
     a = p.parse_args()
-    serve(LangGraphSide(a.database, a.nodes).handle)
+    serve(LangGraphSide(a.database, a.nodes, a.pool).handle)
 
 
 if __name__ == "__main__":
