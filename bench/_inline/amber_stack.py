@@ -56,11 +56,26 @@ class AmberStack:
         log = (self.workdir / "projector.log").open("wb")
         self.projector = subprocess.Popen([AMBER, "projector"], env=self.env, cwd=ROOT,
                                           stdout=log, stderr=subprocess.STDOUT)
-        time.sleep(1.0)
-        if self.projector.poll() is not None:
-            raise RuntimeError(f"amber projector exited {self.projector.returncode}: "
-                               f"{(self.workdir / 'projector.log').read_text()[-2000:]}")
+        self._await_projector(url, deadline=time.monotonic() + 60)
         return self
+
+    def _await_projector(self, url: str, *, deadline: float) -> None:
+        """Until the projector holds its group lock: it is then reading the log."""
+        import psycopg
+
+        from projector.migrations import LOCK_CLASS_GROUPS
+
+        assert self.projector is not None
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                   "AND granted AND classid = %s::oid AND database = "
+                                   "(SELECT oid FROM pg_database WHERE datname = "
+                                   "current_database())", (LOCK_CLASS_GROUPS,)).fetchone()[0]:
+                if self.projector.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"amber projector did not start (exit {self.projector.poll()}): "
+                        f"{(self.workdir / 'projector.log').read_text()[-2000:]}")
+                time.sleep(0.05)
 
     def _ensure_topic(self) -> None:
         from consumers.checkpointer import event_log
