@@ -127,14 +127,15 @@ def _dead_log(adapter: str) -> RealLog:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("adapter", ["kafka-python", "confluent"])
-@pytest.mark.parametrize("operation", ["append", "append_raw", "end_offsets", "reader",
-                                       "ensure_topic"])
+@pytest.mark.parametrize("operation", ["append", "append_raw", "end_offsets", "end_offset",
+                                       "reader", "ensure_topic"])
 def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(adapter: str, operation: str) -> None:
     dead = _dead_log(adapter)
     calls: dict[str, Callable[[], object]] = {
         "append": lambda: dead.append(chain("t-dead", 1)),
         "append_raw": lambda: dead.append_raw("t-dead", b"x"),
         "end_offsets": dead.end_offsets,
+        "end_offset": lambda: dead.end_offset(0),
         "reader": lambda: dead.reader({0: 0}),
         "ensure_topic": dead.ensure_topic,
     }
