@@ -66,7 +66,7 @@ def instrument(cp: Any) -> PortTimer:
     timer.wrap(cp.log, "end_offsets", "kafka.end_offsets")
     timer.wrap(cp.log, "end_offset", "kafka.end_offset (one partition)")
     timer.wrap(cp.log, "read", "kafka.read (read-back, unprojected tail)")
-    for name in ("get_thread", "history", "projected_offset", "projected_offsets",
+    for name in ("get_thread", "history", "progress", "projected_offset", "projected_offsets",
                  "wait_for_offset", "wait_for_offsets"):
         if hasattr(cp.projection, name):
             timer.wrap(cp.projection, name, f"postgres.{name}")
