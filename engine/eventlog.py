@@ -19,6 +19,9 @@ from schemas import default_codec
 from schemas.errors import SchemaError
 
 _READ_STALL_S = 30.0
+# Every adapter creates the events topic alike: the log is the system of record,
+# so nothing ever expires and nothing is compacted away.
+TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
 # A gathering fetch is answered early once this much is waiting: under load the
 # hold never delays anything, it only spares requests while records trickle in.
 GATHER_BYTES = 1 << 20

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from confluent_kafka import (
@@ -40,6 +40,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import (
     GATHER_BYTES,
+    TOPIC_CONFIG,
     Delivery,
     EventLog,
     LogReader,
@@ -48,7 +49,6 @@ from engine.eventlog import (
 )
 
 T = TypeVar("T")
-TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
 _LOG = logging.getLogger("amber.kafka")
 _LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
@@ -277,7 +277,18 @@ class ConfluentEventLog(EventLog):
     def end_offsets(self) -> dict[int, int]:
         # One ListOffsets request for every partition (per-partition watermark queries
         # cost a round trip each: ~9x slower for 12 partitions).
-        return self._list_latest(range(self.partitions))
+        admin = self._get_admin()
+        request = {TopicPartition(self.topic, p): _LATEST for p in range(self.partitions)}
+
+        def list_latest(timeout_s: float) -> dict[int, int]:
+            futures = admin.list_offsets(request, request_timeout=timeout_s)
+            try:
+                return {tp.partition: f.result(timeout=timeout_s + 1).offset
+                        for tp, f in futures.items()}
+            except TimeoutError as e:  # the request timeout should have answered first
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT)) from e
+
+        return _retrying(list_latest, timeout_s=self._ack_timeout_s, doing="reading end offsets")
 
     def end_offset(self, partition: int) -> int:
         # Every resume asks for its thread's partition. A watermark query blocks in
@@ -295,20 +306,6 @@ class ConfluentEventLog(EventLog):
             if self._watermarks is None:
                 self._watermarks = self._consumer()
             return self._watermarks
-
-    def _list_latest(self, partitions: Iterable[int]) -> dict[int, int]:
-        admin = self._get_admin()
-        request = {TopicPartition(self.topic, p): _LATEST for p in partitions}
-
-        def list_latest(timeout_s: float) -> dict[int, int]:
-            futures = admin.list_offsets(request, request_timeout=timeout_s)
-            try:
-                return {tp.partition: f.result(timeout=timeout_s + 1).offset
-                        for tp, f in futures.items()}
-            except TimeoutError as e:  # the request timeout should have answered first
-                raise KafkaException(KafkaError(KafkaError._TIMED_OUT)) from e
-
-        return _retrying(list_latest, timeout_s=self._ack_timeout_s, doing="reading end offsets")
 
     def _bounded_reader(self, start: dict[int, int]) -> LogReader:
         # librdkafka fetches in the background, and a new assignment waits for the

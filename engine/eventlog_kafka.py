@@ -24,14 +24,13 @@ from kafka.errors import (
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import (
     GATHER_BYTES,
+    TOPIC_CONFIG,
     Delivery,
     EventLog,
     LogReader,
     Position,
     decode_delivery,
 )
-
-TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
 
 
 def _translate(e: Exception, doing: str) -> EventLogError:
