@@ -132,7 +132,7 @@ class PostgresProjectionReader(ProjectionReader):
         return state
 
     def projected_offset(self, partition: int) -> int:
-        return self.projected_offsets().get(partition, 0)
+        return self.progress(partition).next_offset
 
     def progress(self, partition: int) -> Progress:
         with self._conn("reading a position") as conn:
