@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,8 @@ import httpx
 import pytest
 
 from consumers.api_auth import sign
-from tests.waiting import wait_until
+from tests.processes import terminate
+from tests.waiting import race, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -151,19 +151,7 @@ def api_stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
         yield s
     finally:
         client.close()
-        _stop(s.procs.values())
-
-
-def _stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
-    alive = [p for p in procs if p.poll() is None]
-    for p in alive:
-        p.send_signal(signal.SIGTERM)
-    for p in alive:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
+        terminate(s.procs.values())
 
 
 def _group_members(env: dict[str, str], partitions: int = 12) -> int:
@@ -274,24 +262,15 @@ def test_two_concurrent_approvals_of_one_interrupt_one_wins(api_stack: Stack) ->
     waiting = stack.all_reach(threads, "interrupted", 90)
     outcomes: list[tuple[str, int, str]] = []
     for thread_id, view in sorted(waiting.items()):
-        gate = threading.Barrier(2)
-        answers: dict[str, httpx.Response] = {}
 
         def post(who: str, headers: dict[str, str], thread_id: str = thread_id,
-                 gate: threading.Barrier = gate, view: Any = view,
-                 answers: dict[str, httpx.Response] = answers) -> None:
+                 view: Any = view) -> Callable[[], httpx.Response]:
             body = {"value": {"approved": who == "alice"},
                     "interrupt_id": view["interrupt"]["id"]}
-            gate.wait()
-            answers[who] = stack.client.post(f"/threads/{thread_id}/decisions", json=body,
+            return lambda: stack.client.post(f"/threads/{thread_id}/decisions", json=body,
                                              headers=headers)
 
-        racers = [threading.Thread(target=post, args=("alice", ALICE)),
-                  threading.Thread(target=post, args=("bob", BOB))]
-        for r in racers:
-            r.start()
-        for r in racers:
-            r.join(120)
+        answers = race({"alice": post("alice", ALICE), "bob": post("bob", BOB)}, 120)
         codes = sorted(a.status_code for a in answers.values())
         assert codes == [202, 409], {k: a.text for k, a in answers.items()}
         loser = next(a for a in answers.values() if a.status_code == 409)

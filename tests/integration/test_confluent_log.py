@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import uuid
@@ -28,6 +27,7 @@ from engine.errors import EventLogError, LogUnavailableError, SettingsError
 from engine.eventlog import EventLog
 from engine.settings import Settings
 from tests.eventbuild import chain, poll_at_least
+from tests.processes import terminate
 from tests.stack import Endpoints
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -206,11 +206,7 @@ def test_a_thread_started_and_resumed_through_librdkafka_is_projected(
         assert second["status"] == "completed"
         history = run("history", thread, "--json")["events"]
     finally:
-        projector.send_signal(signal.SIGTERM)
-        try:
-            projector.wait(15)
-        except subprocess.TimeoutExpired:
-            projector.kill()
+        terminate([projector])
 
     assert [h["type"] for h in history] == [
         "ThreadStarted", "NodeCompleted", "Interrupted", "DecisionRecorded", "NodeCompleted",

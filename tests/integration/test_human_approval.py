@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.processes import terminate
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +43,7 @@ def projector(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen([*AMBER, "projector"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    terminate([proc])
 
 
 def _json(run: subprocess.CompletedProcess[str]) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from engine.acceptance import accepted_history
+from tests.processes import terminate
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,14 +42,7 @@ def services(env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
                    capture_output=True, timeout=60)
     procs = [_spawn(env, "projector"), _spawn(env, "worker", GRAPH), _spawn(env, "worker", GRAPH)]
     yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(20)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    terminate(procs)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,7 @@ from engine.eventlog import EventLog
 from engine.events import EventType
 from engine.projection import LogProjection
 from tests.unit.test_api_support import ALICE, BOB, Api, make_api, make_cp, signed
+from tests.waiting import race
 
 
 @pytest.fixture
@@ -239,22 +239,13 @@ def test_concurrent_decisions_on_one_interrupt_one_wins(api: Api) -> None:
     for round_ in range(5):
         thread = f"race-{round_}"
         interrupt_id = api.waiting(thread)
-        gate = threading.Barrier(2)
-        results: dict[str, Any] = {}
 
         def post(who: str, headers: dict[str, str], thread: str = thread,
-                 gate: threading.Barrier = gate, interrupt_id: str = interrupt_id,
-                 results: dict[str, Any] = results) -> None:
-            gate.wait()
-            results[who] = api.decide(thread, {"value": {"approved": who == "alice"},
+                 interrupt_id: str = interrupt_id) -> Callable[[], Any]:
+            return lambda: api.decide(thread, {"value": {"approved": who == "alice"},
                                                "interrupt_id": interrupt_id}, headers=headers)
 
-        workers = [threading.Thread(target=post, args=("alice", ALICE)),
-                   threading.Thread(target=post, args=("bob", BOB))]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(30)
+        results = race({"alice": post("alice", ALICE), "bob": post("bob", BOB)}, 30)
         codes = sorted(r.status_code for r in results.values())
         assert codes == [202, 409], {k: r.json() for k, r in results.items()}
         history = accepted_history(api.events(thread))
