@@ -21,9 +21,8 @@ it on the in-memory log; `app_from_env()` wires Kafka + PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response, Security
@@ -33,6 +32,8 @@ from consumers import api_errors
 from consumers.api_auth import AuthConfig, Authenticator, Identity
 from consumers.api_commands import Commands, thread_id_for_key
 from consumers.api_models import (
+    GRAPH_PATTERN,
+    ID_PATTERN,
     MAX_SEQ,
     DecisionRequest,
     DecisionResponse,
@@ -52,8 +53,7 @@ from engine.events import ENGINE_VERSION
 from engine.graph import CompiledGraph
 
 REPLAYED_HEADER = "Idempotent-Replayed"
-_ID_PATTERN = r"^[^\x00-\x20\x7f/]([^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/])?$"
-ThreadPath = Annotated[str, Path(min_length=1, max_length=200, pattern=_ID_PATTERN,
+ThreadPath = Annotated[str, Path(min_length=1, max_length=200, pattern=ID_PATTERN,
                                  description="thread id")]
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=255,
@@ -102,9 +102,9 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in (401, 422, 503, *codes)}
 
 
-def create_app(*, cp: Checkpointer, graphs: Mapping[str, CompiledGraph] | Iterable[CompiledGraph],
+def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
                auth: AuthConfig) -> FastAPI:
-    """The API over `cp`, serving `graphs` (keyed by graph name), accepting `auth`."""
+    """The API over `cp`, serving `graphs` (by their names), accepting `auth`."""
     commands = Commands(cp=cp, graphs=graphs, max_waiting=_API_POOL - 1)
     authenticator = Authenticator(auth)
     app = FastAPI(title="Amber", version=ENGINE_VERSION,
@@ -163,7 +163,7 @@ def create_app(*, cp: Checkpointer, graphs: Mapping[str, CompiledGraph] | Iterab
     def list_threads(
             who: Reader, status: Status | None = None,
             graph: Annotated[str | None, Query(min_length=1, max_length=200,
-                                               pattern=r"^[^\x00-\x1f\x7f]+$")] = None,
+                                               pattern=GRAPH_PATTERN)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
             offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> ThreadList:
         """Threads, most recently updated first (e.g. ?status=interrupted: open interrupts)."""
@@ -193,19 +193,17 @@ def create_app(*, cp: Checkpointer, graphs: Mapping[str, CompiledGraph] | Iterab
     return app
 
 
-def app_from_env(graph_refs: list[str] | None = None) -> tuple[FastAPI, Checkpointer]:
+def app_from_env(refs: list[str] | None = None) -> tuple[FastAPI, Checkpointer]:
     """The API on Kafka + PostgreSQL from AMBER_* variables; the caller closes the checkpointer.
 
-    Graphs come from `graph_refs` (MODULE:ATTR), else AMBER_GRAPHS.
+    Graphs come from `refs` (MODULE:ATTR), else AMBER_GRAPHS.
     """
     from consumers.checkpointer import AmberCheckpointer
-    from consumers.graphs import load_graph
+    from consumers.graphs import graph_refs, load_graph
     from engine.settings import Settings
 
     settings = Settings.from_env()
     auth = AuthConfig.from_env()
-    refs = graph_refs or [r.strip() for r in os.environ.get("AMBER_GRAPHS", "").split(",")
-                          if r.strip()]
-    graphs = [load_graph(ref) for ref in refs]
+    graphs = [load_graph(ref) for ref in graph_refs(refs or [])]
     cp = AmberCheckpointer.from_settings(settings, role="api", pool_size=_API_POOL)
     return create_app(cp=cp, graphs=graphs, auth=auth), cp

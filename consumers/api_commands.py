@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -40,10 +40,9 @@ from consumers.api_models import (
     summary_of,
 )
 from engine import step
-from engine.canonical import canonical_text
+from engine.canonical import same_json
 from engine.checkpointer import Checkpointer
 from engine.errors import (
-    CanonicalJSONError,
     ConflictError,
     StaleInterruptError,
     ThreadExistsError,
@@ -72,30 +71,19 @@ def thread_id_for_key(actor: str, key: str) -> str:
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x1f{key}"))
 
 
-def _same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON (so true is not 1, unlike Python's ==)."""
-    try:
-        return canonical_text(a) == canonical_text(b)
-    except CanonicalJSONError:
-        return False
-
-
 class Commands:
     """The API's operations over one checkpointer and the graphs it serves (by name)."""
 
     def __init__(self, *, cp: Checkpointer,
-                 graphs: Mapping[str, CompiledGraph] | Iterable[CompiledGraph],
-                 max_waiting: int = 3) -> None:
+                 graphs: Iterable[CompiledGraph], max_waiting: int) -> None:
         """`max_waiting` bounds the requests that may wait for the projection at once.
 
-        The PostgreSQL reader holds a pooled connection while it waits and needs
-        a second one to check whether it is done: as many waiters as the pool
-        has connections (4 by default) would starve each other until the pool
-        times out. So at most pool size - 1 requests wait at a time.
+        The PostgreSQL reader holds a pooled connection while a request waits: as
+        many waiters as the pool has connections would leave none for plain reads,
+        so the API allows pool size - 1.
         """
         self.cp = cp
-        items = graphs.values() if isinstance(graphs, Mapping) else graphs
-        self.graphs: dict[str, CompiledGraph] = {g.name: g for g in items}
+        self.graphs: dict[str, CompiledGraph] = {g.name: g for g in graphs}
         self._gate = threading.BoundedSemaphore(max_waiting)
 
     # --- commands ----------------------------------------------------------------
@@ -134,7 +122,7 @@ class Commands:
 
     def _decide(self, thread_id: str, value: Any, interrupt_id: str | None,
                 reason: str | None, actor: str) -> Answer[DecisionResponse]:
-        view = self._view(thread_id)
+        view = self.cp.projection.get_thread(thread_id) or self._caught_up(thread_id)
         graph = self.graphs.get(view.graph)
         if graph is None:
             raise GraphNotServedError(f"thread {thread_id!r} runs graph {view.graph!r}, which "
@@ -165,7 +153,7 @@ class Commands:
         if view is not None:
             return view
         with self._gate:
-            return self._view(thread_id)
+            return self._caught_up(thread_id)
 
     def history(self, thread_id: str, *, after_seq: int, limit: int) -> HistoryPage:
         self.thread(thread_id)
@@ -182,21 +170,17 @@ class Commands:
 
     def state(self, thread_id: str, seq: int | None) -> StateOut:
         view = self.thread(thread_id)
-        state = self.cp.projection.get_state(thread_id, seq)
+        state = view.state if seq is None or seq == view.head.seq else \
+            self.cp.projection.get_state(thread_id, seq)
         return StateOut.model_validate({"thread_id": thread_id, "status": view.status,
                                         "seq": view.head.seq if seq is None else seq,
                                         "state": state})
 
     # --- helpers (callers hold the gate) --------------------------------------------------
-    def _view(self, thread_id: str) -> ThreadView:
-        view = self.cp.projection.get_thread(thread_id)
-        if view is None:
-            self._catch_up(thread_id)
-            view = self.cp.projection.require(thread_id)
-        return view
-
-    def _catch_up(self, thread_id: str) -> None:
+    def _caught_up(self, thread_id: str) -> ThreadView:
+        """The view once the projection holds the thread's events (read-your-writes)."""
         catch_up(self.cp, thread_id)
+        return self.cp.projection.require(thread_id)
 
     def _first_event(self, service: ThreadService, thread_id: str) -> Event | None:
         service.catch_up(thread_id)  # a racing winner may not be projected yet
@@ -210,30 +194,19 @@ class Commands:
                 or first.actor != actor or first.mode != WORKER_MODE:
             return False
         ops, _ = graph.schema.initial(input)  # an input that does not validate raises here
-        return _same_json(ops, first.ops())
+        return same_json(ops, first.ops())
 
     def _answer_to(self, service: ThreadService, thread_id: str, interrupt_id: str | None,
                    value: Any, actor: str) -> Event | None:
         """The accepted decision on `interrupt_id` if it is this very one (same actor, value)."""
-        seq = _interrupt_seq(thread_id, interrupt_id)
+        seq = step.interrupt_seq(thread_id, interrupt_id)
         if interrupt_id is None or seq is None:
             return None
         service.catch_up(thread_id)
         for cp in self.cp.projection.history(thread_id, after_seq=seq, limit=1):
-            e = cp.event
-            if e.type is EventType.DECISION_RECORDED and e.causation_id == interrupt_id \
-                    and e.actor == actor and _same_json(step.resumes_of(e)[-1:], [value]):
-                return e
+            if step.is_decision(cp.event, value, actor, interrupt_id):
+                return cp.event
         return None
-
-
-def _interrupt_seq(thread_id: str, interrupt_id: str | None) -> int | None:
-    """The seq of the Interrupted event named `thread:seq:node` (engine.step's format)."""
-    prefix = f"{thread_id}:"
-    if interrupt_id is None or not interrupt_id.startswith(prefix):
-        return None
-    seq, _, _ = interrupt_id[len(prefix):].partition(":")
-    return int(seq) if seq.isascii() and seq.isdigit() and len(seq) < 16 else None
 
 
 def _started(first: Event) -> StartResponse:

@@ -8,7 +8,6 @@ never make the log hold a record the projector cannot store.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from engine.events import Event
 from engine.ledger import ThreadView
 from engine.projection import Checkpoint
+from engine.service import interrupt_dict
 
 MAX_SEQ = 2**53  # seqs and offsets are bigint; this bound keeps queries in range
 
@@ -36,11 +36,12 @@ def _no_nul(value: str) -> str:
 
 
 # Printable characters except "/" (ids travel in URL paths), no blanks at the ends.
-ThreadId = Annotated[str, Field(min_length=1, max_length=200,
-                                pattern=r"^[^\x00-\x20\x7f/]([^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/])?$",
+ID_PATTERN = r"^[^\x00-\x20\x7f/]([^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/])?$"
+GRAPH_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+ThreadId = Annotated[str, Field(min_length=1, max_length=200, pattern=ID_PATTERN,
                                 examples=["tx-99812"]),
                      AfterValidator(_utf8)]
-GraphName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+GraphName = Annotated[str, Field(min_length=1, max_length=200, pattern=GRAPH_PATTERN,
                                  examples=["email_approval"]),
                       AfterValidator(_utf8)]
 Text = Annotated[str, Field(max_length=4000), AfterValidator(_utf8), AfterValidator(_no_nul)]
@@ -183,10 +184,8 @@ def _when(us: int) -> datetime:
 
 
 def _interrupt(view: ThreadView) -> InterruptOut | None:
-    i = view.interrupt
-    if i is None or view.status != "interrupted":
-        return None
-    return InterruptOut(id=i.id, node=i.node, when=i.when, payload=json.loads(i.payload))
+    open_ = interrupt_dict(view)
+    return None if open_ is None else InterruptOut(**open_)
 
 
 def summary_of(view: ThreadView) -> ThreadSummary:

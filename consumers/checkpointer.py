@@ -48,23 +48,30 @@ class AmberCheckpointer:
         return AmberCheckpointer.from_settings(settings)
 
 
-def event_log(settings: Settings) -> KafkaEventLog | ConfluentEventLog:
+def event_log(settings: Settings, *,
+              client_id: str = "amber") -> KafkaEventLog | ConfluentEventLog:
     """The Kafka EventLog adapter named by `settings.kafka_client` (imported only if chosen)."""
     if settings.kafka_client == "confluent":
         try:
             from engine.eventlog_confluent import ConfluentEventLog
         except ImportError as e:
-            raise SettingsError("AMBER_KAFKA_CLIENT", "confluent needs the confluent-kafka "
-                                f"package: pip install 'amber[fast]' ({e})") from None
+            raise confluent_missing(e) from None
         return ConfluentEventLog(bootstrap=settings.kafka_bootstrap,
                                  topic=settings.events_topic, partitions=settings.partitions,
-                                 ack_timeout_s=settings.ack_timeout_s)
+                                 ack_timeout_s=settings.ack_timeout_s, client_id=client_id)
     if settings.kafka_client == "kafka-python":
         from engine.eventlog_kafka import KafkaEventLog
 
         return KafkaEventLog(bootstrap=settings.kafka_bootstrap, topic=settings.events_topic,
-                             partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s)
+                             partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s,
+                             client_id=client_id)
     raise SettingsError("AMBER_KAFKA_CLIENT", f"unknown Kafka client {settings.kafka_client!r}")
+
+
+def confluent_missing(e: ImportError) -> SettingsError:
+    """AMBER_KAFKA_CLIENT=confluent without the package: say how to install it."""
+    return SettingsError("AMBER_KAFKA_CLIENT", "confluent needs the confluent-kafka "
+                         f"package: pip install 'amber[fast]' ({e})")
 
 
 def default_checkpointer() -> Checkpointer:

@@ -43,7 +43,7 @@ def _settings() -> Settings:
 def _event_log(settings: Settings) -> EventLog:
     from consumers.checkpointer import event_log
 
-    return event_log(settings)  # the adapter AMBER_KAFKA_CLIENT names
+    return event_log(settings, client_id="amber-projector")  # the AMBER_KAFKA_CLIENT adapter
 
 
 def _reader(settings: Settings, group: str = _DEFAULT_GROUP) -> PostgresProjectionReader:

@@ -23,10 +23,15 @@ def load_graph(ref: str) -> CompiledGraph:
     return graph
 
 
+def graph_refs(refs: list[str]) -> list[str]:
+    """`refs` (--graph options) if any, else AMBER_GRAPHS split at commas, trimmed."""
+    return refs or [r.strip() for r in os.environ.get("AMBER_GRAPHS", "").split(",")
+                    if r.strip()]
+
+
 def graph_for_thread(graph_name: str, refs: list[str]) -> CompiledGraph:
     """The graph named `graph_name` among `refs` (the --graph options, else AMBER_GRAPHS)."""
-    candidates = refs or [r for r in os.environ.get("AMBER_GRAPHS", "").split(",") if r]
-    for ref in candidates:
+    for ref in graph_refs(refs):
         graph = load_graph(ref)
         if graph.name == graph_name:
             return graph

@@ -61,8 +61,12 @@ class GroupCommitError(Exception):
 def group_consumer(settings: Settings, options: GroupOptions) -> GroupConsumer:
     """The adapter AMBER_KAFKA_CLIENT names (imported only when chosen)."""
     if settings.kafka_client == "confluent":
-        from consumers.group_confluent import ConfluentGroupConsumer
+        try:
+            from consumers.group_confluent import ConfluentGroupConsumer
+        except ImportError as e:
+            from consumers.checkpointer import confluent_missing
 
+            raise confluent_missing(e) from None
         return ConfluentGroupConsumer(options)
     from consumers.group_kafka import KafkaGroupConsumer
 

@@ -13,6 +13,14 @@ from typing import Any
 from engine.errors import CanonicalJSONError
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as canonical JSON (so true is not 1, unlike Python's ==); False if either has none."""
+    try:
+        return canonical_text(a) == canonical_text(b)
+    except CanonicalJSONError:
+        return False
+
+
 def canonical_text(value: Any) -> str:
     """The canonical JSON text of `value`; raises CanonicalJSONError if it has none."""
     return canonical_bytes(value).decode("utf-8")

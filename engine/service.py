@@ -215,12 +215,7 @@ class ThreadService:
                                                       limit=_REPEAT_WINDOW + 1)):
             event = cp.event
             if event.type is EventType.DECISION_RECORDED:
-                same_id = interrupt_id is None or interrupt_id == event.causation_id
-                last = step.resumes_of(event)[-1:]
-                # canonical text, not ==: 1 == True, yet a different decision
-                same = same_id and event.actor == actor and bool(last) and \
-                    canonical_text(last[0]) == canonical_text(value)
-                return event if same else None
+                return event if step.is_decision(event, value, actor, interrupt_id) else None
         return None
 
     def _check_waiting(self, cursor: Cursor, interrupt_id: str | None) -> None:

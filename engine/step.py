@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.canonical import canonical_text
+from engine.canonical import canonical_text, same_json
 from engine.chain import Draft
 from engine.delta import Op, State
 from engine.errors import StateValidationError
@@ -62,6 +62,27 @@ def resumes_of(event: Event) -> list[Any]:
     if event.io is None:
         return []
     return list(json.loads(event.io).get("resumes", []))
+
+
+def interrupt_id(thread_id: str, seq: int, node: str) -> str:
+    """The id of the interrupt opened by the event at `seq`: `thread:seq:node`."""
+    return f"{thread_id}:{seq}:{node}"
+
+
+def interrupt_seq(thread_id: str, interrupt: str | None) -> int | None:
+    """The seq inside an id made by interrupt_id for this thread; None for any other string."""
+    prefix = f"{thread_id}:"
+    if interrupt is None or not interrupt.startswith(prefix):
+        return None
+    seq, _, _ = interrupt[len(prefix):].partition(":")
+    return int(seq) if seq.isascii() and seq.isdigit() and len(seq) < 16 else None
+
+
+def is_decision(event: Event, value: Any, actor: str, interrupt: str | None) -> bool:
+    """Whether `event` records this very decision (on `interrupt`, if one is named)."""
+    return (event.type is EventType.DECISION_RECORDED and event.actor == actor
+            and (interrupt is None or interrupt == event.causation_id)
+            and same_json(resumes_of(event)[-1:], [value]))
 
 
 def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
@@ -137,8 +158,8 @@ def interrupted(frame: StepFrame, node: str, when: str, payload: Any, nxt: str,
     except Exception as e:
         raise StateValidationError(node=node, field=None,
                                    problem=f"interrupt payload is not JSON: {e}") from e
-    info = InterruptInfo(id=f"{frame.view.thread_id}:{frame.seq}:{node}", node=node, when=when,
-                         payload=text)
+    info = InterruptInfo(id=interrupt_id(frame.view.thread_id, frame.seq, node), node=node,
+                         when=when, payload=text)
     return frame.draft(EventType.INTERRUPTED, node, [], frame.view.state, interrupt=info,
                        route={"next": nxt}, io={"resumes": resumes} if resumes else None)
 
