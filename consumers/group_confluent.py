@@ -9,6 +9,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumers.group import GroupCommitError, GroupConsumer, GroupOptions, PartitionsCallback
 from engine.eventlog import Delivery, Position, decode_delivery
+from engine.eventlog_confluent import fetched
 
 log = logging.getLogger("amber.kafka")
 
@@ -35,16 +36,8 @@ class ConfluentGroupConsumer(GroupConsumer):
         self._consumer.subscribe([self._options.topic], on_assign=assigned, on_revoke=revoked)
 
     def poll(self, *, timeout_ms: int) -> list[Delivery]:
-        # consume(n, t) waits the whole timeout unless n records arrive: a decision on
-        # an idle worker waited ~190 ms. Wait for the first record only, then take
-        # whatever else is already fetched.
-        first = self._consumer.poll(timeout_ms / 1000)
-        messages = [] if first is None else [first]
-        if first is not None and self._options.max_records > 1:
-            messages += self._consumer.consume(num_messages=self._options.max_records - 1,
-                                               timeout=0)
         out: list[Delivery] = []
-        for m in messages:
+        for m in fetched(self._consumer, self._options.max_records, timeout_ms / 1000):
             error, partition, offset = m.error(), m.partition(), m.offset()
             if error is not None or partition is None or offset is None:
                 if error is not None and error.code() != KafkaError._PARTITION_EOF:

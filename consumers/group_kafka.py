@@ -8,7 +8,8 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.group import GroupCommitError, GroupConsumer, GroupOptions, PartitionsCallback
-from engine.eventlog import Delivery, Position, decode_delivery
+from engine.eventlog import Delivery
+from engine.eventlog_kafka import deliveries
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -37,9 +38,8 @@ class KafkaGroupConsumer(GroupConsumer):
         self._consumer.subscribe([self._options.topic], listener=_Listener(on_assign, on_revoke))
 
     def poll(self, *, timeout_ms: int) -> list[Delivery]:
-        records = self._consumer.poll(timeout_ms=timeout_ms, max_records=self._options.max_records)
-        return [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
-                for tp in sorted(records, key=lambda t: t.partition) for r in records[tp]]
+        return deliveries(self._consumer.poll(timeout_ms=timeout_ms,
+                                              max_records=self._options.max_records))
 
     def assignment(self) -> set[int]:
         return {tp.partition for tp in self._consumer.assignment()}

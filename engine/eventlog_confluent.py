@@ -345,6 +345,19 @@ class ConfluentEventLog(EventLog):
         self._close_reused_reader()
 
 
+def fetched(consumer: Consumer, max_records: int, timeout_s: float) -> list[Message]:
+    """Up to `max_records` messages, as soon as one is there (or [] after the timeout).
+
+    consume(n, t) waits the whole timeout unless n records arrive (an idle worker
+    sat out every 250 ms poll), so wait for the first one only, then take
+    whatever else is already fetched without waiting.
+    """
+    first = consumer.poll(timeout_s)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, timeout=0)] if max_records > 1 else [first]
+
+
 class ConfluentLogReader(LogReader):
     """Manually assigned partitions at the given offsets; no group, no commits.
 
@@ -375,13 +388,8 @@ class ConfluentLogReader(LogReader):
         self._next = {}
 
     def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
-        # consume(n, t) waits the whole timeout unless n records arrive, so wait for the
-        # first one only, then take whatever else is already fetched without waiting.
         try:
-            first = self._consumer.poll(timeout_s)
-            messages = [] if first is None else [first]
-            if first is not None and max_records > 1:
-                messages += self._consumer.consume(max_records - 1, timeout=0)
+            messages = fetched(self._consumer, max_records, timeout_s)
         except KafkaException as e:
             raise _translate(e, "polling") from e
         out: list[Delivery] = []

@@ -155,6 +155,12 @@ def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
         raise _translate(e, "connecting a consumer") from e
 
 
+def deliveries(batches: dict[TopicPartition, list[Any]]) -> list[Delivery]:
+    """A KafkaConsumer.poll() result decoded, in offset order per partition."""
+    return [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
+            for tp in sorted(batches, key=lambda t: t.partition) for r in batches[tp]]
+
+
 class KafkaLogReader(LogReader):
     """Manually assigned partitions, seeked to the given offsets; no group, no commits."""
 
@@ -183,11 +189,7 @@ class KafkaLogReader(LogReader):
                                           max_records=max_records)
         except KafkaError as e:
             raise _translate(e, "polling") from e
-        out: list[Delivery] = []
-        for tp in sorted(batches, key=lambda t: t.partition):
-            out += [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
-                    for r in batches[tp]]
-        return out
+        return deliveries(batches)
 
     def positions(self) -> dict[int, int]:
         try:
