@@ -20,6 +20,7 @@ afterwards. Progress goes to stderr, the one JSON document to stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._inline.amber_stack import AmberStack, cold_starts
+from bench._inline.amber_stack import AmberStack, cold_starts, say
 from bench._inline.common import (
     SideProcess,
     admin_url,
@@ -49,10 +50,6 @@ from bench._inline.common import (
 ROOT = Path(__file__).resolve().parent.parent
 
 TARGETS = {"sequential_steps_ratio": 2.0, "hitl_round_trips_ratio": 3.0, "cold_start_s": 0.4}
-
-
-def say(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
 # --- lockstep schedule ---------------------------------------------------------------------
@@ -162,7 +159,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     sides: dict[str, SideProcess] = {}
     lg_db = fresh_name("lg_bench") if want_lg else None
     doc: dict[str, Any] = {}
-    with AmberStack(workdir) if want_am else _Nothing() as stack:
+    with AmberStack(workdir) if want_am else contextlib.nullcontext() as stack:
         try:
             if lg_db:
                 say(f"LangGraph: database {lg_db}")
@@ -367,14 +364,6 @@ def main() -> None:
         "duration_s": round(time.perf_counter() - t0, 1),
         **body,
     })
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 if __name__ == "__main__":

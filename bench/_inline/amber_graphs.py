@@ -7,11 +7,11 @@ Importable as `bench._inline.amber_graphs:hitl` for `amber resume --graph`.
 
 from __future__ import annotations
 
-import itertools
 from typing import Annotated, Any
 
 from pydantic import BaseModel
 
+from bench._inline.common import add_chain
 from engine.context import NodeContext
 from engine.graph import END, START, CompiledGraph, Graph
 from engine.reducers import append
@@ -33,14 +33,8 @@ def _seq_node(i: int) -> Any:
 
 def linear_graph(nodes: int = NODES, *, name: str | None = None) -> CompiledGraph:
     g = Graph(SeqState, name=name or f"bench_linear_{nodes}")
-    names = [f"n{i:02d}" for i in range(nodes)]
-    for i, name in enumerate(names):
-        g.add_node(name, _seq_node(i))
-    g.add_edge(START, names[0])
-    for a, b in itertools.pairwise(names):
-        g.add_edge(a, b)
-    g.add_edge(names[-1], END)
-    return g.compile()
+    return add_chain(g, [(f"n{i:02d}", _seq_node(i)) for i in range(nodes)],
+                     START, END).compile()
 
 
 class HitlState(BaseModel):
@@ -83,5 +77,4 @@ def hitl_graph(*, name: str = "bench_hitl", state: type[HitlState] = HitlState,
     return g.compile(interrupt_before=["review"])
 
 
-linear = linear_graph()
 hitl = hitl_graph()

@@ -15,53 +15,16 @@ wrapped on the instances.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import threading
-import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from bench._inline.common import run_items, serve, versions
+from bench._inline.common import Totals, run_items, serve, versions
 
 
-class PortTimer:
-    """Accumulates wall time and calls of wrapped methods, by label."""
-
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self._depth = 0
-
-    def wrap(self, obj: Any, method: str, label: str) -> None:
-        inner: Callable[..., Any] = getattr(obj, method)
-
-        @functools.wraps(inner)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if self._depth:  # nested port calls count once, in the outer one
-                return inner(*args, **kwargs)
-            self._depth += 1
-            t = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.wall[label] += time.perf_counter() - t
-                self.calls[label] += 1
-                self._depth -= 1
-
-        setattr(obj, method, timed)
-
-    def take(self) -> dict[str, list[float]]:
-        """{label: [wall seconds, calls]} since the last take."""
-        out = {k: [self.wall[k], float(self.calls[k])] for k in self.wall}
-        self.wall.clear()
-        self.calls.clear()
-        return out
-
-
-def instrument(cp: Any) -> PortTimer:
-    timer = PortTimer()
+def instrument(cp: Any) -> Totals:
+    timer = Totals()
     timer.wrap(cp.log, "append", "kafka.append (send + wait for ack)")
     timer.wrap(cp.log, "end_offsets", "kafka.end_offsets")
     timer.wrap(cp.log, "end_offset", "kafka.end_offset (one partition)")

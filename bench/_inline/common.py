@@ -6,13 +6,17 @@ JSON document; nothing here imports Amber or LangGraph.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import os
 import platform
 import statistics
 import sys
+import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -260,3 +264,66 @@ class SideProcess:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+class Totals:
+    """Wall time and calls of wrapped methods by label, from any number of threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wall: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.local = threading.local()
+
+    def add(self, label: str, spent: float) -> None:
+        with self.lock:
+            self.wall[label] += spent
+            self.calls[label] += 1
+
+    def wrap(self, obj: Any, name: str, label: str, *, outer: bool = False) -> None:
+        """Time obj.name; `outer` calls do not hide the port calls made inside them."""
+        inner: Callable[..., Any] = getattr(obj, name)
+
+        @functools.wraps(inner)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if outer:
+                t = time.perf_counter()
+                try:
+                    return inner(*args, **kwargs)
+                finally:
+                    self.add(label, time.perf_counter() - t)
+            depth = getattr(self.local, "depth", 0)
+            if depth:  # a port call inside another counts once, in the outer one
+                return inner(*args, **kwargs)
+            self.local.depth = 1
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.local.depth = 0
+                self.add(label, time.perf_counter() - t)
+
+        setattr(obj, name, timed)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.wall.clear()
+            self.calls.clear()
+
+    def take(self) -> dict[str, list[float]]:
+        """{label: [wall seconds, calls]} since the last take or reset."""
+        with self.lock:
+            out = {k: [self.wall[k], float(self.calls[k])] for k in self.wall}
+            self.wall.clear()
+            self.calls.clear()
+        return out
+
+
+def add_chain(g: Any, nodes: list[tuple[str, Any]], start: str, end: str) -> Any:
+    """Add `nodes` to a graph builder (Amber's or LangGraph's) as START → n0 → … → END."""
+    for name, fn in nodes:
+        g.add_node(name, fn)
+    names = [start, *(name for name, _ in nodes), end]
+    for a, b in itertools.pairwise(names):
+        g.add_edge(a, b)
+    return g

@@ -14,7 +14,6 @@ the next step; the orchestrator measures it too, for reference only.)
 from __future__ import annotations
 
 import argparse
-import itertools
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -25,7 +24,7 @@ from langgraph.types import Command, interrupt
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from bench._inline.common import run_items, serve, versions
+from bench._inline.common import add_chain, run_items, serve, versions
 
 Durability = Literal["sync", "async", "exit"]
 
@@ -45,14 +44,8 @@ def _seq_node(i: int) -> Any:
 
 def linear_graph(nodes: int, checkpointer: Any) -> Any:
     g = StateGraph(SeqState)
-    names = [f"n{i:02d}" for i in range(nodes)]
-    for i, name in enumerate(names):
-        g.add_node(name, _seq_node(i))
-    g.add_edge(START, names[0])
-    for a, b in itertools.pairwise(names):
-        g.add_edge(a, b)
-    g.add_edge(names[-1], END)
-    return g.compile(checkpointer=checkpointer)
+    return add_chain(g, [(f"n{i:02d}", _seq_node(i)) for i in range(nodes)],
+                     START, END).compile(checkpointer=checkpointer)
 
 
 # --- the HITL graph: draft → review → send --------------------------------------------

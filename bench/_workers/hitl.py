@@ -28,8 +28,6 @@ from bench._workers.stack import (
     say,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 # --- 2 + 3. HITL through the HTTP API -------------------------------------------------------
 class Api:
@@ -125,30 +123,25 @@ def _http_round_trips(st: Stack, api: Api, ids: list[str],
         with lock:
             codes[f"{kind} {code}"] = codes.get(f"{kind} {code}", 0) + 1
 
-    def start(tid: str) -> None:
-        body = {"graph": "bench_workers_hitl", "thread_id": tid,
-                "input": {"request": f"refund {tid}"}}
+    def post(kind: str, path: str, body: dict[str, Any], lat: list[float]) -> None:
+        """POST until accepted: 503 (projection behind) is retried, anything else fails."""
         for _ in range(50):
-            code, _, took = api.call("POST", "/threads", body)
-            note("start", code)
+            code, _, took = api.call("POST", path, body)
+            note(kind, code)
             if code == 202:
-                start_lat.append(took)
+                lat.append(took)
                 return
             if code != 503:
-                raise RuntimeError(f"POST /threads {tid}: {code}")
+                raise RuntimeError(f"POST {path}: {code}")
             time.sleep(0.05)
 
+    def start(tid: str) -> None:
+        post("start", "/threads", {"graph": "bench_workers_hitl", "thread_id": tid,
+                                   "input": {"request": f"refund {tid}"}}, start_lat)
+
     def decide(tid: str, interrupt_id: str) -> None:
-        body = {"value": {"approved": True}, "interrupt_id": interrupt_id}
-        for _ in range(50):
-            code, _, took = api.call("POST", f"/threads/{tid}/decisions", body)
-            note("decide", code)
-            if code == 202:
-                decide_lat.append(took)
-                return
-            if code != 503:
-                raise RuntimeError(f"POST /threads/{tid}/decisions: {code}")
-            time.sleep(0.05)
+        post("decide", f"/threads/{tid}/decisions",
+             {"value": {"approved": True}, "interrupt_id": interrupt_id}, decide_lat)
 
     decided: set[str] = set()
     list_lat: list[float] = []

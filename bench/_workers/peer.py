@@ -49,6 +49,16 @@ def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": pick(0.5), "p99": pick(0.99), "max": round(1000 * s[-1], 2)}
 
 
+async def _measured(concurrency: int, tag: str, warmup: int, threads: int,
+                    body: Any) -> tuple[float, list[float], float, float, float]:
+    """Warm up, then run `threads` items: wall, latencies, own, PostgreSQL and machine CPU."""
+    await _bounded(concurrency, [f"{tag}-warm-{i}" for i in range(warmup)], body)
+    c0, pg0, m0 = time.process_time(), postgres_cpu_s(), machine_busy_s()
+    wall, lat = await _bounded(concurrency, [f"{tag}-{i}" for i in range(threads)], body)
+    return (wall, lat, time.process_time() - c0, postgres_cpu_s() - pg0,
+            machine_busy_s() - m0)
+
+
 async def _bounded(concurrency: int, items: list[str], body: Any) -> tuple[float, list[float]]:
     sem = asyncio.Semaphore(concurrency)
     lat: list[float] = []
@@ -90,11 +100,7 @@ class Peer:
                                         durability=durability)
                 assert out["count"] == self.nodes, out
 
-            await _bounded(concurrency, [f"{tag}-warm-{i}" for i in range(warmup)], body)
-            c0, pg0, m0 = time.process_time(), postgres_cpu_s(), machine_busy_s()
-            wall, lat = await _bounded(concurrency, [f"{tag}-{i}" for i in range(threads)], body)
-            cpu, pg = time.process_time() - c0, postgres_cpu_s() - pg0
-            busy = machine_busy_s() - m0
+            wall, lat, cpu, pg, busy = await _measured(concurrency, tag, warmup, threads, body)
         finally:
             await pool.close()
         steps = threads * self.nodes
@@ -129,11 +135,7 @@ class Peer:
                     out = await app.ainvoke(None, _cfg(t), durability="sync")
                 assert out.get("sent"), out
 
-            await _bounded(concurrency, [f"{tag}-warm-{i}" for i in range(warmup)], body)
-            c0, pg0, m0 = time.process_time(), postgres_cpu_s(), machine_busy_s()
-            wall, lat = await _bounded(concurrency, [f"{tag}-{i}" for i in range(threads)], body)
-            cpu, pg = time.process_time() - c0, postgres_cpu_s() - pg0
-            busy = machine_busy_s() - m0
+            wall, lat, cpu, pg, busy = await _measured(concurrency, tag, warmup, threads, body)
         finally:
             await pool.close()
         return {"style": {"static": "interrupt_before=['review'] + aupdate_state + "

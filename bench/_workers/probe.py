@@ -135,7 +135,7 @@ def main() -> None:
     p.add_argument("graphs", nargs="+")
     a = p.parse_args()
 
-    import consumers.group_kafka as worker_mod  # where the group consumer decodes
+    import engine.eventlog_kafka as worker_mod  # where the group consumer decodes (deliveries)
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import load_graph
     from consumers.group import GroupOptions, group_consumer

@@ -13,58 +13,14 @@ to --out when uvicorn stops (SIGTERM), counted from SIGUSR1 (after warm-up).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import signal
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-class Totals:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.wall: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-        self.local = threading.local()
-
-    def add(self, label: str, spent: float) -> None:
-        with self.lock:
-            self.wall[label] += spent
-            self.calls[label] += 1
-
-    def wrap(self, obj: Any, name: str, label: str, *, outer: bool = False) -> None:
-        """Time obj.name; `outer` calls do not hide the port calls made inside them."""
-        inner: Callable[..., Any] = getattr(obj, name)
-
-        @functools.wraps(inner)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if outer:
-                t = time.perf_counter()
-                try:
-                    return inner(*args, **kwargs)
-                finally:
-                    self.add(label, time.perf_counter() - t)
-            depth = getattr(self.local, "depth", 0)
-            if depth:  # a port call inside another counts once, in the outer one
-                return inner(*args, **kwargs)
-            self.local.depth = 1
-            t = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.local.depth = 0
-                self.add(label, time.perf_counter() - t)
-
-        setattr(obj, name, timed)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.wall.clear()
-            self.calls.clear()
+from bench._inline.common import Totals
 
 
 class TimedGate:

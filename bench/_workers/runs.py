@@ -50,7 +50,6 @@ class LogWatch:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.peak_lag = 0
-        self.lag_samples: list[tuple[float, int]] = []
 
     def until(self, expected: int, timeout_s: float, *, every_s: float = 0.04,
               lag_every_s: float = 0.1) -> tuple[float, dict[int, int]]:
@@ -63,7 +62,6 @@ class LogWatch:
                 return now, ends
             if now >= next_lag:
                 lag = self.stack.projector_lag(ends)
-                self.lag_samples.append((now, lag))
                 self.peak_lag = max(self.peak_lag, lag)
                 next_lag = now + lag_every_s
             if now > deadline:
