@@ -18,20 +18,16 @@ Topic and database are dropped afterwards. Progress on stderr, JSON on stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_KAFKA = "127.0.0.1:9092"
-DEFAULT_DATABASE = "postgresql://amber:amber@127.0.0.1:5432/amber"
+from bench._inline.common import delete_topics, emit, fresh_database, kafka_bootstrap, versions
 
 
 def _say(message: str) -> None:
@@ -58,46 +54,10 @@ def _timed(body: Callable[[], Any]) -> tuple[Any, Timed]:
     return result, Timed(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0)
 
 
-@contextmanager
-def _fresh_database(admin_url: str) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-
-    name = f"amber_bench_projector_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-    finally:
-        _drop_database(admin_url, name)
-
-
-def _drop_database(admin_url: str, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    # An autovacuum worker (another role) may still be in the fresh database after
-    # 100k inserts; FORCE cannot end it, so try again for a while.
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
-            return
-        except psycopg.errors.InsufficientPrivilege:
-            if time.monotonic() > deadline:
-                _say(f"could not drop database {name}; drop it by hand")
-                return
-            time.sleep(0.5)
-
-
 def _machine() -> dict[str, Any]:
-    from importlib.metadata import version
-
     return {"cpu_count": os.cpu_count(), "python": platform.python_version(),
             "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-            "versions": {d: version(d) for d in ("kafka-python", "psycopg", "fastavro")}}
+            "versions": versions("kafka-python", "psycopg", "fastavro")}
 
 
 def _fill(log: Any, threads: int, per_thread: int, snapshot_every: int) -> int:
@@ -127,28 +87,17 @@ def _decode_only(log: Any) -> int:
     return seen
 
 
-def _drop_topic(bootstrap: str, topic: str) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.delete_topics([topic])
-    finally:
-        admin.close()
-
-
 def run(threads: int, per_thread: int, snapshot_every: int, batch_size: int) -> dict[str, Any]:
     from engine.eventlog_kafka import KafkaEventLog
     from projector.runner import Projector, ProjectorConfig
 
-    bootstrap = os.environ.get("AMBER_KAFKA_BOOTSTRAP", DEFAULT_KAFKA)
-    admin_url = os.environ.get("AMBER_DATABASE_URL", DEFAULT_DATABASE)
+    bootstrap = kafka_bootstrap()
     topic = f"bench-projector-{uuid.uuid4().hex[:10]}.events"
     log = KafkaEventLog(bootstrap=bootstrap, topic=topic, partitions=12)
     log.ensure_topic()
     try:
         total = _fill(log, threads, per_thread, snapshot_every)
-        with _fresh_database(admin_url) as url:
+        with fresh_database("amber_bench_projector") as url:
             config = ProjectorConfig(batch_size=batch_size)
             with Projector(log=log, database_url=url, config=config) as p:
                 _say("projecting")
@@ -159,7 +108,7 @@ def run(threads: int, per_thread: int, snapshot_every: int, batch_size: int) -> 
         decoded, t_decode = _timed(lambda: _decode_only(log))
     finally:
         log.close()
-        _drop_topic(bootstrap, topic)
+        delete_topics(bootstrap, [topic])
     assert projected.records == rebuilt.records == decoded == total
     return {
         "benchmark": "projector", "events": total, "threads": threads,
@@ -181,7 +130,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000)
     args = parser.parse_args()
     doc = run(args.threads, args.events_per_thread, args.snapshot_every, args.batch_size)
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    emit(doc)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -19,7 +18,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench._inline.common import create_database, drop_database, fresh_name, kafka_bootstrap
+from bench._inline.common import (
+    create_database,
+    delete_topics,
+    drop_database,
+    fresh_name,
+    kafka_bootstrap,
+    terminate,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -50,13 +56,17 @@ class AmberStack:
                     "AMBER_OUTBOX_DIR": str(self.workdir / "outbox")}
         self.env.pop("AMBER_LLM_URL", None)
         say(f"Amber: database {self.db}, topic {self.prefix}.events")
-        subprocess.run([AMBER, "db", "migrate"], env=self.env, cwd=ROOT, check=True,
-                       capture_output=True)
-        self._ensure_topic()
-        log = (self.workdir / "projector.log").open("wb")
-        self.projector = subprocess.Popen([AMBER, "projector"], env=self.env, cwd=ROOT,
-                                          stdout=log, stderr=subprocess.STDOUT)
-        self._await_projector(url, deadline=time.monotonic() + 60)
+        try:
+            subprocess.run([AMBER, "db", "migrate"], env=self.env, cwd=ROOT, check=True,
+                           capture_output=True)
+            self._ensure_topic()
+            log = (self.workdir / "projector.log").open("wb")
+            self.projector = subprocess.Popen([AMBER, "projector"], env=self.env, cwd=ROOT,
+                                              stdout=log, stderr=subprocess.STDOUT)
+            self._await_projector(url, deadline=time.monotonic() + 60)
+        except BaseException:  # what was created is removed even when starting fails
+            self.__exit__()
+            raise
         return self
 
     def _await_projector(self, url: str, *, deadline: float) -> None:
@@ -86,21 +96,9 @@ class AmberStack:
         log.close()
 
     def __exit__(self, *exc: object) -> None:
-        if self.projector is not None and self.projector.poll() is None:
-            self.projector.send_signal(signal.SIGTERM)
-            try:
-                self.projector.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.projector.kill()
-                self.projector.wait()
-        try:
-            from kafka import KafkaAdminClient
-
-            admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-            admin.delete_topics([f"{self.prefix}.events"])
-            admin.close()
-        except Exception as e:  # cleanup is best effort; reported, never fatal
-            say(f"could not delete topic {self.prefix}.events: {e}")
+        if self.projector is not None:
+            terminate(self.projector)
+        delete_topics(kafka_bootstrap(), [f"{self.prefix}.events"])
         drop_database(self.db)
 
 

@@ -11,7 +11,9 @@ import itertools
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -58,9 +60,49 @@ def drop_database(name: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+    # An autovacuum worker (another role) may still be in a fresh database after a
+    # bulk load; FORCE cannot end it, so try again for a while.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with psycopg.connect(admin_url(), autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if time.monotonic() > deadline:
+                print(f"[bench] could not drop database {name}; drop it by hand",
+                      file=sys.stderr, flush=True)
+                return
+            time.sleep(0.5)
+
+
+def delete_topics(bootstrap: str, topics: list[str], groups: list[str] | None = None) -> None:
+    """Delete the topics (and consumer groups, members gone) a bench created; best effort."""
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            if groups:
+                admin.delete_groups(sorted(groups))
+            admin.delete_topics(topics)
+        finally:
+            admin.close()
+    except Exception as e:  # cleanup never fails a bench: reported, left to do by hand
+        print(f"[bench] could not delete {topics} / groups {groups}: {e!r}", file=sys.stderr,
+              flush=True)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within the timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
@@ -120,19 +162,36 @@ def emit(doc: dict[str, Any]) -> None:
 
 
 # --- CPU of the other processes on this machine ------------------------------------------
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _proc_cpu_s(pid: int) -> float:
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name (field 3 on); [] if the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0.0
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
-def _cmdline(pid: int) -> str:
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICK if fields else 0.0
+
+
+def reaped_cpu_s(pid: int) -> float:
+    """cutime + cstime: CPU of the process's children it has reaped."""
+    fields = _stat(pid)
+    return (int(fields[13]) + int(fields[14])) / TICK if fields else 0.0
+
+
+def parent_of(pid: int) -> int:
+    fields = _stat(pid)
+    return int(fields[1]) if fields else -1
+
+
+def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
@@ -140,18 +199,15 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def stack_pids(side_pid: int, projector_pid: int | None = None) -> dict[str, list[int]]:
-    """Pids of a side process, the projector, the Kafka broker and PostgreSQL (Linux /proc)."""
-    groups: dict[str, list[int]] = {"side_process": [side_pid], "projector": [],
-                                    "kafka_broker": [], "postgres": []}
-    if projector_pid:
-        groups["projector"].append(projector_pid)
+def infra_pids() -> dict[str, list[int]]:
+    """Pids of the Kafka broker and of PostgreSQL (Linux /proc; empty elsewhere)."""
+    groups: dict[str, list[int]] = {"kafka_broker": [], "postgres": []}
     if not os.path.isdir("/proc"):
         return groups
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        cmd = _cmdline(int(entry))
+        cmd = cmdline(int(entry))
         if "kafka.Kafka" in cmd or ("java" in cmd.split(" ", 1)[0] and "kafka" in cmd):
             groups["kafka_broker"].append(int(entry))
         elif cmd.startswith(("postgres", "/usr/lib/postgresql")):
@@ -159,11 +215,17 @@ def stack_pids(side_pid: int, projector_pid: int | None = None) -> dict[str, lis
     return groups
 
 
+def stack_pids(side_pid: int, projector_pid: int | None = None) -> dict[str, list[int]]:
+    """Pids of a side process, the projector, the Kafka broker and PostgreSQL."""
+    return {"side_process": [side_pid], "projector": [projector_pid] if projector_pid else [],
+            **infra_pids()}
+
+
 CPUSample = dict[str, dict[int, float]]
 
 
 def cpu_sample(pids: dict[str, list[int]]) -> CPUSample:
-    return {g: {p: _proc_cpu_s(p) for p in ps} for g, ps in pids.items()}
+    return {g: {p: proc_cpu_s(p) for p in ps} for g, ps in pids.items()}
 
 
 def cpu_spent(before: CPUSample, after: CPUSample) -> dict[str, float]:
@@ -224,8 +286,6 @@ class SideProcess:
 
     def __init__(self, name: str, module: str, args: list[str], env: dict[str, str],
                  cwd: str, log_path: str) -> None:
-        import subprocess
-
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 — closed in close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,12 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from bench._inline.common import (
-    _cmdline,
-    _proc_cpu_s,
+    TICK,
+    cmdline,
     create_database,
+    delete_topics,
     drop_database,
     fresh_name,
+    infra_pids,
     kafka_bootstrap,
+    parent_of,
+    proc_cpu_s,
+    reaped_cpu_s,
+    terminate,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,49 +53,13 @@ def say(msg: str) -> None:
     print(f"[bench/workers] {msg}", file=sys.stderr, flush=True)
 
 
-# --- CPU of processes, from /proc ---------------------------------------------------------
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-# The /proc readers are the inline bench's, so both benches count CPU alike.
-proc_cpu_s = _proc_cpu_s
-
-
-def _children_cpu_s(pid: int) -> float:
-    """cutime + cstime: CPU of the process's children it has reaped."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[13]) + int(fields[14])) / _TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _scan(match: str) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            cmd = _cmdline(int(entry))
-            if (match == "kafka" and "kafka.Kafka" in cmd) or (
-                    match == "postgres" and cmd.startswith(("postgres", "/usr/lib/postgresql"))):
-                out.append(int(entry))
-    return out
-
-
+# --- CPU of processes, from /proc (the inline bench's readers: both count CPU alike) --------
 def postgres_cpu_s() -> float:
     """Every PostgreSQL process alive now, plus what the postmaster reaped (exited backends)."""
-    pids = _scan("postgres")
+    pids = infra_pids()["postgres"]
     live = sum(proc_cpu_s(p) for p in pids)
-    roots = [p for p in pids if _parent(p) not in pids]  # the postmaster(s)
-    return live + sum(_children_cpu_s(p) for p in roots)
-
-
-def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
+    roots = [p for p in pids if parent_of(p) not in pids]  # the postmaster(s)
+    return live + sum(reaped_cpu_s(p) for p in roots)
 
 
 def children_cpu_s() -> float:
@@ -103,7 +72,7 @@ def children_cpu_s() -> float:
 
 def infra_groups() -> dict[str, Callable[[], float]]:
     """The Kafka broker and PostgreSQL (shared with whatever else runs on this machine)."""
-    kafka = _scan("kafka")
+    kafka = infra_pids()["kafka_broker"]
     return {"kafka_broker (shared)": lambda: sum(proc_cpu_s(p) for p in kafka),
             "postgres (all backends, shared)": postgres_cpu_s}
 
@@ -113,7 +82,7 @@ def all_cpu() -> dict[int, tuple[float, str]]:
     out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            out[int(entry)] = (proc_cpu_s(int(entry)), _cmdline(int(entry))[:160])
+            out[int(entry)] = (proc_cpu_s(int(entry)), cmdline(int(entry))[:160])
     return out
 
 
@@ -122,7 +91,7 @@ def busiest_others(before: dict[int, tuple[float, str]], after: dict[int, tuple[
     """Processes that existed before and after and were not started by this bench."""
     rows: list[dict[str, Any]] = []
     for pid, (cpu, cmd) in after.items():
-        if pid in exclude or pid not in before or _parent(pid) in exclude:
+        if pid in exclude or pid not in before or parent_of(pid) in exclude:
             continue
         if str(ROOT / "compose") in cmd or cmd.startswith(("postgres", "/usr/lib/postgresql")):
             continue  # this stack's broker and database: measured per case
@@ -141,7 +110,7 @@ def machine_busy_s() -> float:
     with open("/proc/stat", encoding="ascii") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
-    return (user + nice + system + irq + softirq + steal) / _TICK
+    return (user + nice + system + irq + softirq + steal) / TICK
 
 
 class CpuMeter:
@@ -243,25 +212,12 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         for proc in [*self.workers, *([self.serve] if self.serve else []),
                      *([self.projector] if self.projector else [])]:
-            _terminate(proc)
+            terminate(proc)
         if self.cp is not None:
             with contextlib.suppress(Exception):
                 self.cp.close()
-        try:
-            from kafka import KafkaAdminClient
-
-            admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap())
-            try:
-                if self.groups:  # the worker groups, by exact name, once their members left
-                    try:
-                        admin.delete_groups(sorted(self.groups))
-                    except Exception as e:
-                        say(f"could not delete consumer groups {sorted(self.groups)}: {e!r}")
-                admin.delete_topics([f"{self.prefix}.events"])
-            finally:
-                admin.close()
-        except Exception as e:  # best effort, reported
-            say(f"could not delete topic {self.prefix}.events: {e!r}")
+        # the worker groups, by exact name, once their members left
+        delete_topics(kafka_bootstrap(), [f"{self.prefix}.events"], sorted(self.groups))
         try:
             drop_database(self.db)
         except Exception as e:
@@ -287,7 +243,7 @@ class Stack:
 
     def stop_workers(self) -> None:
         for proc in self.workers:
-            _terminate(proc)
+            terminate(proc)
 
     def wait_group(self, members: int, timeout_s: float = 60.0) -> float:
         """Block until the worker group is Stable with `members` members; seconds waited."""
@@ -377,16 +333,6 @@ class Stack:
         for g in doc.get("groups", []):
             g.pop("lag_by_partition", None)
         return doc
-
-
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- thread starts in bulk ------------------------------------------------------------------
