@@ -62,6 +62,7 @@ from bench._inline.common import (
     machine,
     versions,
 )
+from bench._workers.graphs import NODES
 from bench._workers.hitl import hitl_case
 from bench._workers.runs import (
     EVENTS_PER_LINEAR_THREAD,
@@ -112,7 +113,7 @@ def linear_case(args: argparse.Namespace, workdir: Path, workers: int, *,
             else st.log_tail("worker0")
     median = sorted(rounds, key=lambda x: x["steps_per_s"])[len(rounds) // 2]
     out: dict[str, Any] = {
-        "workers": workers, "threads": args.threads, "nodes_per_thread": 10,
+        "workers": workers, "threads": args.threads, "nodes_per_thread": NODES,
         "steps_per_s": median["steps_per_s"],
         "steps_per_s_by_round": [x["steps_per_s"] for x in rounds],
         "median_round": median,
@@ -151,7 +152,7 @@ def _linear_round(st: Stack, args: argparse.Namespace, linear: Any, label: str,
     by_status = {s: n for s, n, _ in rows}
     last_completed_us = max((m for s, _, m in rows if s == "completed"), default=None)
     wall = t_end - t0
-    steps = args.threads * 10
+    steps = args.threads * NODES
     return {
         "steps (nodes executed)": steps,
         "events_appended_by_workers": args.threads * (EVENTS_PER_LINEAR_THREAD - 1),
@@ -184,7 +185,8 @@ def peer_case(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         proc = subprocess.Popen(
             [PY, "-m", "bench._workers.peer", "--database", url, "--threads",
              str(args.peer_threads), "--concurrency", args.peer_concurrency,
-             "--hitl", str(args.hitl), "--warmup", str(min(args.warmup, 8))],
+             "--hitl", str(args.hitl), "--warmup", str(min(args.warmup, 8)),
+             "--nodes", str(NODES)],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=log, env={**os.environ,
                                                                 "PYTHONPATH": str(ROOT)})
         out, _ = proc.communicate(timeout=args.timeout_s * 4)

@@ -115,14 +115,16 @@ def fresh_database(prefix: str) -> Iterator[str]:
         drop_database(name)
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
+def percentiles(values: list[float], *, scale: float = 1000, digits: int = 3) -> dict[str, float]:
+    """p50/p90/p99/max/mean of non-empty `values`, times `scale` (seconds → ms by default)."""
     ordered = sorted(values)
 
     def pick(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+        return round(scale * ordered[min(len(ordered) - 1, int(q * len(ordered)))], digits)
 
     return {"p50": pick(0.50), "p90": pick(0.90), "p99": pick(0.99),
-            "max": round(1000 * ordered[-1], 3), "mean": round(1000 * statistics.fmean(ordered), 3)}
+            "max": round(scale * ordered[-1], digits),
+            "mean": round(scale * statistics.fmean(ordered), digits)}
 
 
 def machine() -> dict[str, Any]:

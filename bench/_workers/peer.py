@@ -35,18 +35,16 @@ from langgraph.types import Command
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bench._inline.common import percentiles
+
 # The graphs are bench/inline.py's, so both benches compare the very same peer.
 from bench._inline.peer_langgraph import _cfg, hitl_graph, linear_graph
 from bench._workers.stack import machine_busy_s, postgres_cpu_s
 
 
 def _pct(values: list[float]) -> dict[str, float]:
-    s = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(1000 * s[min(len(s) - 1, int(q * len(s)))], 2)
-
-    return {"p50": pick(0.5), "p99": pick(0.99), "max": round(1000 * s[-1], 2)}
+    every = percentiles(values, digits=2)
+    return {k: every[k] for k in ("p50", "p99", "max")}
 
 
 async def _measured(concurrency: int, tag: str, warmup: int, threads: int,

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from bench._inline.common import percentiles
+from bench._workers.graphs import NODES
 from bench._workers.stack import Stack, say, started_events
 
 LINEAR = "bench._workers.graphs:linear"
 HITL = "bench._workers.graphs:hitl"
 TARGETS = {"steps_per_s_2_workers": 5000, "hitl_ratio_vs_peer": 3.0, "resume_p50_ms": 50}
-EVENTS_PER_LINEAR_THREAD = 12  # ThreadStarted + 10 NodeCompleted + ThreadCompleted
+EVENTS_PER_LINEAR_THREAD = NODES + 2  # ThreadStarted + a NodeCompleted each + ThreadCompleted
 EVENTS_PER_HITL_THREAD = 7  # Started, draft, Interrupted, Decision, review, send, Completed
 
 
 def pct(values: list[float], scale: float = 1.0) -> dict[str, float] | None:
     if not values:
         return None
-    s = sorted(values)
-
-    def pick(q: float) -> float:
-        return round(scale * s[min(len(s) - 1, int(q * len(s)))], 2)
-
-    return {"n": len(s), "p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99),
-            "max": round(scale * s[-1], 2), "mean": round(scale * statistics.fmean(s), 2)}
+    return {"n": len(values), **percentiles(values, scale=scale, digits=2)}
 
 
 # --- load gate ----------------------------------------------------------------------------
