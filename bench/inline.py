@@ -32,6 +32,7 @@ from typing import Any
 
 from bench._inline.amber_stack import AmberStack, cold_starts, say
 from bench._inline.common import (
+    ROOT,
     SideProcess,
     admin_url,
     cpu_sample,
@@ -46,8 +47,6 @@ from bench._inline.common import (
     stack_pids,
     versions,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 TARGETS = {"sequential_steps_ratio": 2.0, "hitl_round_trips_ratio": 3.0, "cold_start_s": 0.4}
 

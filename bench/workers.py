@@ -55,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._inline.common import (
+    PY,
+    ROOT,
     create_database,
     drop_database,
     fresh_name,
@@ -73,7 +75,6 @@ from bench._workers.runs import (
     wait_for_quiet,
 )
 from bench._workers.stack import (
-    PY,
     CpuMeter,
     Stack,
     all_cpu,
@@ -84,7 +85,6 @@ from bench._workers.stack import (
     started_events,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # --- 1. linear ----------------------------------------------------------------------------
 def linear_case(args: argparse.Namespace, workdir: Path, workers: int, *,

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._inline.common import (
+    AMBER,
+    PY,
+    ROOT,
     create_database,
     delete_topics,
     drop_database,
@@ -27,9 +30,6 @@ from bench._inline.common import (
     terminate,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
-AMBER = str(Path(PY).parent / "amber")
 COLD_GRAPH = "examples.email_approval:graph"
 COLD_SCRIPT = str(ROOT / "bench" / "_inline" / "cold.py")
 

@@ -21,9 +21,13 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+PY = sys.executable
+AMBER = str(Path(PY).parent / "amber")  # the console script of this environment
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_DATABASE = "postgresql://amber:amber@127.0.0.1:5432/amber"
 

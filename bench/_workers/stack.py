@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from bench._inline.common import (
+    AMBER,
+    PY,
+    ROOT,
     TICK,
     cmdline,
     create_database,
@@ -42,9 +45,6 @@ from bench._inline.common import (
     terminate,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
-AMBER = str(Path(PY).parent / "amber")
 API_TOKEN = "bench-workers-token"
 API_ACTOR = "bench@workers"
 
