@@ -59,10 +59,13 @@ _UNAVAILABLE = frozenset({
     KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT, KafkaError.REQUEST_TIMED_OUT,
     KafkaError.NETWORK_EXCEPTION,
 })
-# A topic or leader not ready yet (right after creation, during a leader change).
+# A topic or leader not ready yet (right after creation, during a leader change). The
+# leader-epoch pair comes back from a ListOffsets sent just after a topic is created
+# (seen once in a fresh-clone run), and librdkafka does not flag it retriable.
 _NOT_READY = frozenset({
     KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_LEADER_EPOCH, KafkaError.FENCED_LEADER_EPOCH,
 })
 # Consumer-side notices librdkafka recovers from by itself (as kafka-python does silently).
 _TRANSIENT_READ = _UNAVAILABLE | _NOT_READY | {KafkaError._PARTITION_EOF}

@@ -1,0 +1,49 @@
+"""Which librdkafka errors the confluent adapter waits out, and which it reports at once."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+
+if importlib.util.find_spec("confluent_kafka") is None:  # the `test` extra installs it
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        raise RuntimeError("confluent-kafka is not installed in CI (it is in the `test` extra)")
+    pytest.skip("confluent-kafka not installed: pip install -e '.[fast]'", allow_module_level=True)
+
+from confluent_kafka import KafkaError, KafkaException
+
+from engine.errors import EventLogError
+from engine.eventlog_confluent import _retrying
+
+
+def _failing_then(code: int, failures: int) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def call(timeout_s: float) -> str:
+        calls.append(1)
+        if len(calls) <= failures:
+            raise KafkaException(KafkaError(code))
+        return "done"
+
+    return calls, call
+
+
+@pytest.mark.parametrize("code", [KafkaError.UNKNOWN_LEADER_EPOCH,
+                                  KafkaError.FENCED_LEADER_EPOCH,
+                                  KafkaError.LEADER_NOT_AVAILABLE,
+                                  KafkaError._TRANSPORT])
+def test_a_leader_or_broker_not_ready_yet_is_retried(code: int) -> None:
+    calls, call = _failing_then(code, failures=2)
+
+    assert _retrying(call, timeout_s=5, doing="testing") == "done"  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+def test_a_real_failure_is_reported_at_once() -> None:
+    calls, call = _failing_then(KafkaError.TOPIC_AUTHORIZATION_FAILED, failures=1)
+
+    with pytest.raises(EventLogError, match="TOPIC_AUTHORIZATION_FAILED"):
+        _retrying(call, timeout_s=5, doing="testing")  # type: ignore[arg-type]
+    assert len(calls) == 1
