@@ -18,7 +18,7 @@ from engine.partitioning import partition_for
 from schemas import default_codec
 from schemas.errors import SchemaError
 
-_READ_STALL_S = 30.0
+READ_STALL_S = 30.0  # a read that makes no progress this long reports the log unreachable
 # Every adapter creates the events topic alike: the log is the system of record,
 # so nothing ever expires and nothing is compacted away.
 TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1"}
@@ -57,6 +57,14 @@ def decode_delivery(position: Position, key: bytes | None, raw: bytes) -> Delive
         err = EventDecodeError(partition=position.partition, offset=position.offset, cause=e)
         return Delivery(position=position, key=text_key, raw=raw, error=err)
     return Delivery(position=position, key=text_key, raw=raw, event=event)
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """A partition's end offset and, when few enough, the records before it from a start."""
+
+    end: int
+    records: list[Delivery] | None  # None: more records than asked for lie before `end`
 
 
 class LogReader(ABC):
@@ -117,6 +125,16 @@ class EventLog(ABC):
         """Next offset to be written on one partition (adapters ask for just that one)."""
         return self.end_offsets()[partition]
 
+    def tail(self, partition: int, start: int, *, most: int) -> Tail:
+        """The partition's end offset, and the records from `start` up to it if at most `most`.
+
+        The end is taken first: every record below it is in the answer.
+        """
+        end = self.end_offset(partition)
+        if end - start > most:
+            return Tail(end, None)
+        return Tail(end, list(self.read(partition, start, end)))
+
     @abstractmethod
     def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
         """A cursor over the partitions in `start`, beginning at the given offsets.
@@ -168,11 +186,11 @@ class EventLog(ABC):
 
 
 def drain(cursor: LogReader, partition: int, stop: int) -> Iterator[Delivery]:
-    idle_deadline = time.monotonic() + _READ_STALL_S
+    idle_deadline = time.monotonic() + READ_STALL_S
     while cursor.positions()[partition] < stop:
         batch = cursor.poll(max_records=2000, timeout_s=1.0)
         if batch:
-            idle_deadline = time.monotonic() + _READ_STALL_S
+            idle_deadline = time.monotonic() + READ_STALL_S
         elif time.monotonic() > idle_deadline:
             raise LogUnavailableError(f"no progress reading partition {partition} up to {stop}")
         yield from (d for d in batch if d.position.offset < stop)

@@ -25,12 +25,11 @@ from engine.errors import (
     ThreadExistsError,
     ThreadNotWaitingError,
 )
-from engine.eventlog import Position
+from engine.eventlog import Position, Tail
 from engine.events import Event, EventType
 from engine.faults import fault_point
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView, advance
-from engine.projection import Progress
 from engine.race import first_writer_wins
 
 _REPEAT_WINDOW = 200  # how far back a retried decision is recognised
@@ -67,29 +66,25 @@ def catch_up(cp: Checkpointer, thread_id: str) -> int:
     """Wait until the projection holds every event of the thread logged so far.
 
     Returns the end offset of the thread's partition, below which that holds;
-    CatchUpTimeoutError after cp.catchup_timeout_s.
+    CatchUpTimeoutError after cp.catchup_timeout_s. Under load the projector lags
+    the log by a few ms with other threads' events: a live projector is waited
+    for only if the records it has yet to apply hold one of the thread's own.
     """
     partition = cp.log.partition_of(thread_id)
-    end = cp.log.end_offset(partition)
     progress = cp.projection.progress(partition)
-    if progress.next_offset < end and _must_wait(cp, thread_id, partition, progress, end):
-        cp.projection.wait_for_offset(partition, end, timeout_s=cp.catchup_timeout_s)
-    return end
+    live = progress.idle_s <= _LIVE_S
+    tail = cp.log.tail(partition, progress.next_offset, most=_TAIL_SCAN if live else 0)
+    if progress.next_offset < tail.end and _must_wait(tail, thread_id):
+        cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
+    return tail.end
 
 
-def _must_wait(cp: Checkpointer, thread_id: str, partition: int, progress: Progress,
-               end: int) -> bool:
-    """Whether the unprojected records may hold one of the thread's events, or cannot be read.
-
-    Under load the projector lags the log by a few ms with other threads' events:
-    a resume need not wait for those, only for its own (~1 ms a resume).
-    """
-    start = progress.next_offset
-    if progress.idle_s > _LIVE_S or end - start > _TAIL_SCAN:
+def _must_wait(tail: Tail, thread_id: str) -> bool:
+    """Whether the unprojected records may hold one of the thread's events."""
+    if tail.records is None:
         return True
     # An undecodable record is a dead letter: never applied, it cannot move a head.
-    return any(d.event is not None and d.event.thread_id == thread_id
-               for d in cp.log.read(partition, start, end))
+    return any(d.event is not None and d.event.thread_id == thread_id for d in tail.records)
 
 
 class ThreadService:

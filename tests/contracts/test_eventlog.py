@@ -16,7 +16,7 @@ import pytest
 
 from engine.acceptance import Rejection, accepted_history
 from engine.errors import EventDecodeError
-from engine.eventlog import Delivery, EventLog, Position, encode_event
+from engine.eventlog import Delivery, EventLog, Position, Tail, encode_event
 from engine.events import Event
 from schemas.errors import EncodeError
 from tests.eventbuild import chain, poll_at_least
@@ -221,3 +221,29 @@ def test_an_event_that_does_not_encode_is_refused_before_anything_is_written(
 
     assert log.end_offsets() == before
     assert list(log.read_thread("t-invalid")) == []
+
+
+def test_tail_gives_the_end_and_every_record_from_a_start(log: EventLog) -> None:
+    a, b = _same_partition(log, 2, "t-tail")
+    partition = log.partition_of(a)
+    start = log.append(chain(a, 2))[-1].offset
+    log.append(chain(b, 1))
+
+    tail = log.tail(partition, start, most=10)
+
+    assert tail.end == start + 2
+    assert tail.records is not None
+    assert [d.position.offset for d in tail.records] == [start, start + 1]
+    assert [d.key for d in tail.records] == [a, b]
+    assert log.tail(partition, tail.end, most=10).records == []
+
+
+def test_tail_leaves_out_the_records_when_more_than_asked_for_lie_before_the_end(
+        log: EventLog) -> None:
+    partition = log.partition_of("t-long-tail")
+    start = log.append(chain("t-long-tail", 5))[0].offset
+
+    tail = log.tail(partition, start, most=4)
+
+    assert tail == Tail(start + 5, None)
+    assert log.tail(partition, start + 5, most=0) == Tail(start + 5, [])

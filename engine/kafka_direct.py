@@ -1,0 +1,388 @@
+"""Idempotent appends and end offsets sent from the calling thread (kafka-python).
+
+The kafka-python adapter appends through here instead of KafkaProducer (see
+engine.kafka_wire for the numbers). Requests go straight to each partition's
+leader over a BrokerChannel; kafka-python's network client only bootstraps and
+keeps the topic's metadata.
+
+Idempotence as KafkaProducer does it: one producer id, a sequence number per
+partition, one batch in flight per partition, and a retry resends the very same
+bytes, so a broker that appended a batch whose answer was lost drops the
+repeat. If the broker forgets the producer (its id or epoch refused, a sequence
+out of order) a new id is taken and the batch rebuilt: a repeat is then
+possible, and harmless, since the acceptance rule rejects a second copy of an
+event. Every call gives up at its deadline with the last error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kafka.errors as Errors
+from kafka.net.compat import KafkaNetClient
+from kafka.protocol.consumer import (
+    FetchRequest,
+    FetchResponse,
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+)
+from kafka.protocol.producer import (
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    ProduceRequest,
+    ProduceResponse,
+)
+from kafka.record import MemoryRecords
+from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.structs import TopicPartition
+
+from engine.kafka_wire import BrokerChannel
+
+# Produce v13 and Fetch v13 name topics by id; brokers that speak them also speak v12.
+_PRODUCE_VERSIONS = (3, 12)
+_FETCH_VERSIONS = (4, 12)
+# Well under the broker's default message.max.bytes (1 MiB) per batch.
+BATCH_BYTES = 512 * 1024
+_BACKOFF_S = 0.05
+_LATEST = -1  # ListOffsets timestamp meaning "the next offset to be written"
+# The broker no longer knows this producer's id, epoch or sequence: take a new id.
+_NEW_IDENTITY = (Errors.OutOfOrderSequenceNumberError, Errors.UnknownProducerIdError,
+                 Errors.InvalidProducerEpochError)
+
+Records = list[tuple[bytes, bytes]]
+
+
+FetchedRecord = tuple[int, bytes | None, bytes]  # offset, key, value
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What one fetch found on a partition: records from the offset asked, and the end."""
+
+    records: list[FetchedRecord]
+    end: int  # the high watermark: next offset to be written
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    records: Records
+    payload: bytes
+
+
+class _Metadata:
+    """The topic's leaders and the brokers' API versions, from kafka-python's client."""
+
+    def __init__(self, *, topic: str, timeout_s: float, **client: Any) -> None:
+        self.topic = topic
+        self._client = KafkaNetClient(**client)
+        self._client.check_version(timeout_ms=int(timeout_s * 1000))
+        self._topics_set = False
+        self._versions: dict[Any, int] = {}
+
+    def refresh(self, deadline: float) -> None:
+        cluster = self._client.cluster
+        future = cluster.request_update() if self._topics_set else cluster.set_topics([self.topic])
+        self._topics_set = True
+        self._client.poll(timeout_ms=_ms_left(deadline), future=future)
+        if not future.is_done:
+            raise Errors.KafkaTimeoutError(f"no metadata for topic {self.topic}")
+        if future.failed():
+            raise future.exception
+
+    def leader(self, partition: int) -> int | None:
+        node = self._client.cluster.leader_for_partition(TopicPartition(self.topic, partition))
+        return None if node is None or node < 0 else int(node)
+
+    def address(self, node: int) -> tuple[str, int]:
+        broker = self._client.cluster.broker_metadata(node)
+        if broker is None:
+            raise Errors.LeaderNotAvailableError(f"broker {node} unknown")
+        return str(broker.host), int(broker.port)
+
+    def any_node(self) -> int | None:
+        node = self._client.least_loaded_node()
+        return None if node is None else int(node)
+
+    def version(self, request: Any, low: int = 0, high: int = 99) -> int:
+        """Newest version of `request` both sides speak, at most `high`, at least `low`."""
+        if request not in self._versions:
+            version = int(self._client.api_version(request, max_version=high))
+            if version < low:
+                raise Errors.IncompatibleBrokerVersion(f"{request.__name__} v{low}+ needed")
+            self._versions[request] = version
+        return self._versions[request]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class DirectClient:
+    """Appends to a topic, reads its end offsets and records; thread-safe, a request at a time."""
+
+    def __init__(self, *, topic: str, client_id: str, timeout_s: float,
+                 **client: Any) -> None:
+        self._topic = topic
+        self._client_id = client_id
+        self._timeout_s = timeout_s
+        self._meta = _Metadata(topic=topic, timeout_s=timeout_s, client_id=client_id, **client)
+        self._meta.refresh(time.monotonic() + timeout_s)
+        self._channels: dict[int, BrokerChannel] = {}
+        self._producer_id, self._epoch = -1, -1
+        self._sequence: dict[int, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    # -- appends ---------------------------------------------------------------
+
+    def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
+        """Append (partition, key, value) records in order; the offset of each, once acked."""
+        by_partition: dict[int, Records] = defaultdict(list)
+        for partition, key, value in records:
+            by_partition[partition].append((key, value))
+        deadline = time.monotonic() + self._timeout_s
+        with self._lock:
+            if self._producer_id < 0:
+                self._new_identity(deadline)
+            offsets = self._append_rounds(by_partition, deadline)
+        each = {p: iter(listed) for p, listed in offsets.items()}
+        return [next(each[partition]) for partition, _key, _value in records]
+
+    def _append_rounds(self, by_partition: dict[int, Records],
+                       deadline: float) -> dict[int, list[int]]:
+        """Offsets of every record, per partition; batches past BATCH_BYTES go in later rounds."""
+        offsets: dict[int, list[int]] = defaultdict(list)
+        rounds = {p: _chunks(recs) for p, recs in by_partition.items()}
+        while rounds:
+            this = {p: chunks.pop(0) for p, chunks in rounds.items()}
+            for p, first in self._deliver(this, deadline).items():
+                offsets[p].extend(range(first, first + len(this[p])))
+            rounds = {p: chunks for p, chunks in rounds.items() if chunks}
+        return offsets
+
+    def _deliver(self, pending: dict[int, Records], deadline: float) -> dict[int, int]:
+        batches = {p: self._build(p, recs) for p, recs in pending.items()}
+        offsets: dict[int, int] = {}
+        while batches:
+            errors = self._per_leader(batches, self._produce, deadline, offsets)
+            for p in offsets:
+                if p in batches:
+                    self._sequence[p] += len(batches.pop(p).records)
+            if batches:
+                self._recover(errors, deadline)
+                if any(isinstance(e, _NEW_IDENTITY) for e in errors.values()):
+                    self._new_identity(deadline)
+                    batches = {p: self._build(p, b.records) for p, b in batches.items()}
+        return offsets
+
+    def _build(self, partition: int, records: Records) -> _Batch:
+        builder = DefaultRecordBatchBuilder(
+            magic=2, compression_type=0, is_transactional=False,
+            producer_id=self._producer_id, producer_epoch=self._epoch,
+            base_sequence=self._sequence[partition] & 0x7FFFFFFF, batch_size=1 << 30)
+        now_ms = int(time.time() * 1000)
+        for i, (key, value) in enumerate(records):
+            builder.append(i, now_ms, key, value, [])
+        return _Batch(records, bytes(builder.build()))
+
+    def _produce(self, node: int, batches: dict[int, _Batch], deadline: float) -> dict[int, Any]:
+        topic = ProduceRequest.TopicProduceData
+        parts = [topic.PartitionProduceData(index=p, records=b.payload) for p, b in batches.items()]
+        request = ProduceRequest(transactional_id=None, acks=-1, timeout_ms=_ms_left(deadline),
+                                 topic_data=[topic(name=self._topic, partition_data=parts)])
+        version = self._meta.version(ProduceRequest, *_PRODUCE_VERSIONS)
+        response = self._channel(node).call(request, ProduceResponse, version=version,
+                                            deadline=deadline)
+        return {r.index: _outcome(r.error_code, r.base_offset, r.error_message)
+                for t in response.responses for r in t.partition_responses}
+
+    def _new_identity(self, deadline: float) -> None:
+        while True:
+            node = self._meta.any_node()
+            try:
+                if node is None:
+                    raise Errors.NodeNotReadyError("no broker to ask for a producer id")
+                self._producer_id, self._epoch = self._init_producer_id(node, deadline)
+                self._sequence.clear()
+                return
+            except Errors.KafkaError as e:
+                self._recover({-1: e}, deadline)
+
+    def _init_producer_id(self, node: int, deadline: float) -> tuple[int, int]:
+        request = InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=0,
+                                        producer_id=-1, producer_epoch=-1)
+        response = self._channel(node).call(
+            request, InitProducerIdResponse, deadline=deadline,
+            version=self._meta.version(InitProducerIdRequest))
+        if response.error_code:
+            raise Errors.for_code(response.error_code)()
+        return int(response.producer_id), int(response.producer_epoch)
+
+    # -- end offsets -----------------------------------------------------------
+
+    def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Next offset to be written, per partition (the high watermark)."""
+        pending: dict[int, None] = dict.fromkeys(partitions)
+        deadline = time.monotonic() + self._timeout_s
+        ends: dict[int, int] = {}
+        with self._lock:
+            while pending:
+                errors = self._per_leader(pending, self._list_offsets, deadline, ends)
+                pending = {p: None for p in pending if p not in ends}
+                if pending:
+                    self._recover(errors, deadline)
+        return ends
+
+    def _list_offsets(self, node: int, parts: dict[int, None], deadline: float) -> dict[int, Any]:
+        topic = ListOffsetsRequest.ListOffsetsTopic
+        asked = [topic.ListOffsetsPartition(partition_index=p, current_leader_epoch=-1,
+                                            timestamp=_LATEST) for p in parts]
+        request = ListOffsetsRequest(replica_id=-1, isolation_level=0,
+                                     timeout_ms=_ms_left(deadline),
+                                     topics=[topic(name=self._topic, partitions=asked)])
+        response = self._channel(node).call(request, ListOffsetsResponse, deadline=deadline,
+                                            version=self._meta.version(ListOffsetsRequest, 1))
+        return {r.partition_index: _outcome(r.error_code, r.offset, None)
+                for t in response.topics for r in t.partitions}
+
+    # -- records ------------------------------------------------------------------
+
+    def fetch(self, partition: int, offset: int, *, max_bytes: int, wait_ms: int = 0) -> Fetched:
+        """Records from `offset` on: about `max_bytes` of them, at least one if any exist.
+
+        With `wait_ms`, the broker holds an answer that would be empty that long.
+        """
+        deadline = time.monotonic() + self._timeout_s
+        found: dict[int, Fetched] = {}
+        with self._lock:
+            while partition not in found:
+                asked = {partition: (offset, max_bytes, wait_ms)}
+                errors = self._per_leader(asked, self._fetch, deadline, found)
+                if partition not in found:
+                    self._recover(errors, deadline)
+        return found[partition]
+
+    def _fetch(self, node: int, parts: dict[int, tuple[int, int, int]],
+               deadline: float) -> dict[int, Any]:
+        topic = FetchRequest.FetchTopic
+        asked = [topic.FetchPartition(partition=p, current_leader_epoch=-1, fetch_offset=offset,
+                                      last_fetched_epoch=-1, log_start_offset=-1,
+                                      partition_max_bytes=most)
+                 for p, (offset, most, _wait) in parts.items()]
+        wait_ms = max(wait for _o, _m, wait in parts.values())
+        request = FetchRequest(replica_id=-1, max_wait_ms=wait_ms, min_bytes=1 if wait_ms else 0,
+                               max_bytes=sum(most for _o, most, _w in parts.values()),
+                               isolation_level=0, session_id=0, session_epoch=-1,
+                               topics=[topic(topic=self._topic, partitions=asked)],
+                               forgotten_topics_data=[], rack_id="")
+        response = self._channel(node).call(request, FetchResponse, deadline=deadline,
+                                            version=self._meta.version(FetchRequest,
+                                                                       *_FETCH_VERSIONS))
+        return {r.partition_index: _fetched(r, parts[r.partition_index][0])
+                for t in response.responses for r in t.partitions}
+
+    # -- routing and recovery ----------------------------------------------------
+
+    def _per_leader(self, items: dict[int, Any],
+                    call: Callable[[int, dict[int, Any], float], dict[int, Any]],
+                    deadline: float, results: dict[int, Any]) -> dict[int, Exception]:
+        """One request per leader for `items`; fills `results`, returns what failed."""
+        errors: dict[int, Exception] = {}
+        for node, group in self._by_leader(items, errors).items():
+            try:
+                answers = call(node, group, deadline)
+            except Errors.KafkaError as e:
+                errors.update(dict.fromkeys(group, e))
+                continue
+            for p in group:
+                answer = answers.get(p, Errors.UnknownTopicOrPartitionError(f"partition {p}"))
+                if isinstance(answer, Exception):
+                    errors[p] = answer
+                else:
+                    results[p] = answer
+        return errors
+
+    def _by_leader(self, items: dict[int, Any],
+                   errors: dict[int, Exception]) -> dict[int, dict[int, Any]]:
+        groups: dict[int, dict[int, Any]] = defaultdict(dict)
+        for p, item in items.items():
+            node = self._meta.leader(p)
+            if node is None:
+                errors[p] = Errors.LeaderNotAvailableError(f"{self._topic}-{p} has no leader")
+            else:
+                groups[node][p] = item
+        return groups
+
+    def _recover(self, errors: dict[int, Exception], deadline: float) -> None:
+        """Raise the first error that retrying cannot mend, or any once time is up."""
+        first = next(iter(errors.values()), Errors.KafkaTimeoutError("nothing answered"))
+        for error in errors.values():
+            if not (getattr(error, "retriable", False) or isinstance(error, _NEW_IDENTITY)):
+                raise error
+        if time.monotonic() + _BACKOFF_S >= deadline:
+            raise first
+        time.sleep(_BACKOFF_S)  # a leader moving or a broker restarting takes a while
+        if any(getattr(e, "invalid_metadata", False) for e in errors.values()):
+            self._refresh(deadline)
+
+    def _refresh(self, deadline: float) -> None:
+        with contextlib.suppress(Errors.KafkaError):  # the retry after reports what is wrong
+            self._meta.refresh(deadline)
+
+    def _channel(self, node: int) -> BrokerChannel:
+        address = self._meta.address(node)
+        channel = self._channels.get(node)
+        if channel is None or channel.address != address:
+            if channel is not None:
+                channel.close()
+            channel = self._channels[node] = BrokerChannel(*address, client_id=self._client_id)
+        return channel
+
+    def close(self) -> None:
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+            self._meta.close()
+
+
+def _outcome(code: int, value: int, message: str | None) -> int | Exception:
+    return int(value) if code == 0 else _error(code, message)
+
+
+def _error(code: int, message: str | None) -> Exception:
+    error: Exception = Errors.for_code(code)(*([message] if message else []))
+    return error
+
+
+def _fetched(answer: Any, offset: int) -> Fetched | Exception:
+    if answer.error_code:
+        return _error(answer.error_code, None)
+    records: list[FetchedRecord] = []
+    batches = MemoryRecords(bytes(answer.records or b""))
+    while (batch := batches.next_batch()) is not None:
+        if not batch.is_control_batch:
+            records.extend((r.offset, r.key, r.value) for r in batch if r.offset >= offset)
+    return Fetched(records, int(answer.high_watermark))
+
+
+def _chunks(records: Records) -> list[Records]:
+    """Records split so that no batch but a single oversized record exceeds BATCH_BYTES."""
+    chunks: list[Records] = [[]]
+    size = 0
+    for key, value in records:
+        cost = len(key) + len(value) + DefaultRecordBatchBuilder.MAX_RECORD_OVERHEAD
+        if chunks[-1] and size + cost > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((key, value))
+        size += cost
+    return chunks
+
+
+def _ms_left(deadline: float) -> int:
+    return max(1, int((deadline - time.monotonic()) * 1000))

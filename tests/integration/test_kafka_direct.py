@@ -1,0 +1,137 @@
+"""The kafka-python adapter's direct path (engine.kafka_direct) on a real broker.
+
+What KafkaProducer did for us and the direct client now does itself: keep an
+append idempotent across a lost answer, take a new producer id when the broker
+forgets ours, split what does not fit one batch, give up at the deadline when
+the broker goes away. The port contract (tests/contracts) covers the rest.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from engine import kafka_wire
+from engine.errors import EventLogError, LogUnavailableError
+from engine.eventlog_kafka import FETCH_BYTES, KafkaEventLog
+from engine.kafka_direct import BATCH_BYTES, DirectClient
+from tests.stack import Endpoints
+
+pytestmark = pytest.mark.integration
+_PRODUCE = 0  # Kafka's api key of ProduceRequest
+
+
+@pytest.fixture
+def log(stack: Endpoints, topic_prefix: str) -> Iterator[KafkaEventLog]:
+    log = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.events",
+                        partitions=12, ack_timeout_s=5.0)
+    log.ensure_topic()
+    yield log
+    log.close()
+
+
+def _client(log: KafkaEventLog) -> DirectClient:
+    return log._direct()
+
+
+def _records(log: KafkaEventLog, key: str) -> list[bytes]:
+    return [d.raw for d in log.read(log.partition_of(key)) if d.key == key]
+
+
+def test_an_append_whose_answer_was_lost_is_sent_again_and_kept_once(
+        log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log.append_raw("t-lost", b"first")  # the producer id is taken before the fault
+    exchange = kafka_wire.BrokerChannel._exchange
+    lost: list[bytes] = []
+
+    def answer_lost_once(self: kafka_wire.BrokerChannel, frame: bytes, deadline: float) -> bytes:
+        body = exchange(self, frame, deadline)  # the broker appended and answered...
+        if int.from_bytes(frame[4:6], "big") == _PRODUCE and not lost:
+            lost.append(body)
+            raise ConnectionResetError("answer lost")  # ...but the answer never arrives
+        return body
+
+    monkeypatch.setattr(kafka_wire.BrokerChannel, "_exchange", answer_lost_once)
+    position = log.append_raw("t-lost", b"second")
+
+    assert lost, "the fault was not injected"
+    assert _records(log, "t-lost") == [b"first", b"second"]
+    assert log.end_offset(position.partition) == position.offset + 1
+
+
+def test_a_producer_id_the_broker_refuses_is_replaced_and_the_append_kept_once(
+        log: KafkaEventLog) -> None:
+    first = log.append_raw("t-forgot", b"first")
+    client = _client(log)
+    before = client._producer_id
+    client._sequence[first.partition] += 7  # as if the broker had lost our last batches
+
+    position = log.append_raw("t-forgot", b"second")
+
+    assert client._producer_id != before
+    assert position.offset == first.offset + 1
+    assert _records(log, "t-forgot") == [b"first", b"second"]
+
+
+def test_more_than_a_batch_and_a_fetch_goes_in_order_with_every_offset(
+        log: KafkaEventLog) -> None:
+    value_bytes = 100 * 1024
+    per_key = 2 * max(BATCH_BYTES, FETCH_BYTES) // value_bytes + 1
+    keys = ["t-big-a", next(f"t-big-{i}" for i in range(100)
+                            if log.partition_of(f"t-big-{i}") != log.partition_of("t-big-a"))]
+    records = [(k, f"{k}:{i}:".encode().ljust(value_bytes, b".")) for i in range(per_key)
+               for k in keys]
+
+    positions = log._send_all(records)
+
+    for key in keys:
+        mine = [(p, v) for p, (k, v) in zip(positions, records, strict=True) if k == key]
+        offsets = [p.offset for p, _v in mine]
+        assert offsets == list(range(offsets[0], offsets[0] + per_key))
+        read = list(log.read(log.partition_of(key), offsets[0]))
+        assert [(d.position, d.raw) for d in read] == mine
+
+
+def test_a_record_over_the_brokers_limit_is_a_permanent_error_and_nothing_is_written(
+        log: KafkaEventLog) -> None:
+    partition = log.partition_of("t-huge")
+    before = log.end_offset(partition)
+
+    with pytest.raises(EventLogError) as caught:
+        log.append_raw("t-huge", b"x" * (2 * 1024 * 1024))
+
+    assert not caught.value.retryable
+    assert "MessageSizeTooLarge" in str(caught.value) or "RecordListTooLarge" in str(caught.value)
+    assert log.end_offset(partition) == before
+    assert log.append_raw("t-huge", b"small").offset == before  # and the client still works
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_lost_mid_session_is_unavailable_at_the_deadline(
+        stack: Endpoints, topic_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.events",
+                        ack_timeout_s=1.0)
+    log.ensure_topic()
+    try:
+        log.append_raw("t-gone", b"before")
+        client = _client(log)
+        gone = ("127.0.0.1", _closed_port())
+        monkeypatch.setattr(client._meta, "address", lambda node: gone)
+        began = time.monotonic()
+
+        with pytest.raises(LogUnavailableError) as caught:
+            log.append_raw("t-gone", b"after")
+
+        assert caught.value.retryable
+        assert 0.9 < time.monotonic() - began < 10
+    finally:
+        log.close()
