@@ -326,7 +326,7 @@ def main() -> None:
     p.add_argument("--cold", type=int, default=5, help="cold `amber resume` processes")
     p.add_argument("--only", choices=["both", "amber", "langgraph"], default="both")
     p.add_argument("--profile-dir", default=None,
-                   help="also profile Amber's sequential case with pyinstrument into DIR")
+                   help="also profile Amber's sequential and HITL cases with pyinstrument into DIR")
     args = p.parse_args()
     args.chunk = max(args.chunk, 2 * args.concurrency)  # a turn must keep every thread busy
     if args.only != "amber":

@@ -1,13 +1,17 @@
-"""Idempotent appends and end offsets sent from the calling thread (kafka-python).
+"""Idempotent appends, end offsets and fetches sent from the calling thread (kafka-python).
 
-The kafka-python adapter appends through here instead of KafkaProducer (see
-engine.kafka_wire for the numbers). Requests go straight to each partition's
-leader over a BrokerChannel; kafka-python's network client only bootstraps and
-keeps the topic's metadata.
+The kafka-python adapter appends and reads through here instead of
+KafkaProducer and KafkaConsumer (see engine.kafka_wire for the numbers).
+Requests go straight to each partition's leader over a BrokerChannel;
+engine.kafka_cluster keeps the topic's metadata.
 
-Idempotence as KafkaProducer does it: one producer id, a sequence number per
-partition, one batch in flight per partition, and a retry resends the very same
-bytes, so a broker that appended a batch whose answer was lost drops the
+Each calling thread has a lane of its own (connections, producer id, sequence
+numbers), so threads append in parallel as separate producers would, and none
+waits behind another's round trip.
+
+Idempotence as KafkaProducer does it: a producer id per lane, a sequence number
+per partition, one batch in flight per partition, and a retry resends the very
+same bytes, so a broker that appended a batch whose answer was lost drops the
 repeat. If the broker forgets the producer (its id or epoch refused, a sequence
 out of order) a new id is taken and the batch rebuilt: a repeat is then
 possible, and harmless, since the acceptance rule rejects a second copy of an
@@ -25,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import kafka.errors as Errors
-from kafka.net.compat import KafkaNetClient
 from kafka.protocol.consumer import (
     FetchRequest,
     FetchResponse,
@@ -40,8 +43,8 @@ from kafka.protocol.producer import (
 )
 from kafka.record import MemoryRecords
 from kafka.record.default_records import DefaultRecordBatchBuilder
-from kafka.structs import TopicPartition
 
+from engine.kafka_cluster import ClusterView, ms_left
 from engine.kafka_wire import BrokerChannel
 
 # Produce v13 and Fetch v13 name topics by id; brokers that speak them also speak v12.
@@ -75,80 +78,73 @@ class _Batch:
     payload: bytes
 
 
-class _Metadata:
-    """The topic's leaders and the brokers' API versions, from kafka-python's client."""
-
-    def __init__(self, *, topic: str, timeout_s: float, **client: Any) -> None:
-        self.topic = topic
-        self._client = KafkaNetClient(**client)
-        self._client.check_version(timeout_ms=int(timeout_s * 1000))
-        self._topics_set = False
-        self._versions: dict[Any, int] = {}
-
-    def refresh(self, deadline: float) -> None:
-        cluster = self._client.cluster
-        future = cluster.request_update() if self._topics_set else cluster.set_topics([self.topic])
-        self._topics_set = True
-        self._client.poll(timeout_ms=_ms_left(deadline), future=future)
-        if not future.is_done:
-            raise Errors.KafkaTimeoutError(f"no metadata for topic {self.topic}")
-        if future.failed():
-            raise future.exception
-
-    def leader(self, partition: int) -> int | None:
-        node = self._client.cluster.leader_for_partition(TopicPartition(self.topic, partition))
-        return None if node is None or node < 0 else int(node)
-
-    def address(self, node: int) -> tuple[str, int]:
-        broker = self._client.cluster.broker_metadata(node)
-        if broker is None:
-            raise Errors.LeaderNotAvailableError(f"broker {node} unknown")
-        return str(broker.host), int(broker.port)
-
-    def any_node(self) -> int | None:
-        node = self._client.least_loaded_node()
-        return None if node is None else int(node)
-
-    def version(self, request: Any, low: int = 0, high: int = 99) -> int:
-        """Newest version of `request` both sides speak, at most `high`, at least `low`."""
-        if request not in self._versions:
-            version = int(self._client.api_version(request, max_version=high))
-            if version < low:
-                raise Errors.IncompatibleBrokerVersion(f"{request.__name__} v{low}+ needed")
-            self._versions[request] = version
-        return self._versions[request]
-
-    def close(self) -> None:
-        self._client.close()
-
-
 class DirectClient:
-    """Appends to a topic, reads its end offsets and records; thread-safe, a request at a time."""
+    """Appends to a topic, reads its end offsets and records; thread-safe."""
 
     def __init__(self, *, topic: str, client_id: str, timeout_s: float,
                  **client: Any) -> None:
-        self._topic = topic
+        self._cluster = ClusterView(topic=topic, timeout_s=timeout_s, client_id=client_id,
+                                    **client)
+        self._cluster.refresh(time.monotonic() + timeout_s)
+        self._lane_args = (self._cluster, client_id, timeout_s)
+        self._local = threading.local()
+        self._lanes: list[_Lane] = []
+        self._lock = threading.Lock()  # guards _lanes
+
+    def lane(self) -> _Lane:
+        """The calling thread's lane, made on its first request."""
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        if lane is None:
+            lane = self._local.lane = _Lane(*self._lane_args)
+            with self._lock:
+                self._lanes.append(lane)
+        return lane
+
+    def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
+        """Append (partition, key, value) records in order; the offset of each, once acked."""
+        return self.lane().send(records)
+
+    def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Next offset to be written, per partition (the high watermark)."""
+        return self.lane().end_offsets(partitions)
+
+    def fetch(self, partition: int, offset: int, *, max_bytes: int, wait_ms: int = 0) -> Fetched:
+        """Records from `offset` on: about `max_bytes` of them, at least one if any exist.
+
+        With `wait_ms`, the broker holds an answer that would be empty that long.
+        """
+        return self.lane().fetch(partition, offset, max_bytes=max_bytes, wait_ms=wait_ms)
+
+    def close(self) -> None:
+        with self._lock:
+            lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.close()
+        self._cluster.close()
+
+
+class _Lane:
+    """One thread's connections and producer identity; used by that thread alone."""
+
+    def __init__(self, cluster: ClusterView, client_id: str, timeout_s: float) -> None:
+        self._meta = cluster
+        self._topic = cluster.topic
         self._client_id = client_id
         self._timeout_s = timeout_s
-        self._meta = _Metadata(topic=topic, timeout_s=timeout_s, client_id=client_id, **client)
-        self._meta.refresh(time.monotonic() + timeout_s)
         self._channels: dict[int, BrokerChannel] = {}
         self._producer_id, self._epoch = -1, -1
         self._sequence: dict[int, int] = defaultdict(int)
-        self._lock = threading.Lock()
 
     # -- appends ---------------------------------------------------------------
 
     def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
-        """Append (partition, key, value) records in order; the offset of each, once acked."""
         by_partition: dict[int, Records] = defaultdict(list)
         for partition, key, value in records:
             by_partition[partition].append((key, value))
         deadline = time.monotonic() + self._timeout_s
-        with self._lock:
-            if self._producer_id < 0:
-                self._new_identity(deadline)
-            offsets = self._append_rounds(by_partition, deadline)
+        if self._producer_id < 0:
+            self._new_identity(deadline)
+        offsets = self._append_rounds(by_partition, deadline)
         each = {p: iter(listed) for p, listed in offsets.items()}
         return [next(each[partition]) for partition, _key, _value in records]
 
@@ -192,7 +188,7 @@ class DirectClient:
     def _produce(self, node: int, batches: dict[int, _Batch], deadline: float) -> dict[int, Any]:
         topic = ProduceRequest.TopicProduceData
         parts = [topic.PartitionProduceData(index=p, records=b.payload) for p, b in batches.items()]
-        request = ProduceRequest(transactional_id=None, acks=-1, timeout_ms=_ms_left(deadline),
+        request = ProduceRequest(transactional_id=None, acks=-1, timeout_ms=ms_left(deadline),
                                  topic_data=[topic(name=self._topic, partition_data=parts)])
         version = self._meta.version(ProduceRequest, *_PRODUCE_VERSIONS)
         response = self._channel(node).call(request, ProduceResponse, version=version,
@@ -225,16 +221,14 @@ class DirectClient:
     # -- end offsets -----------------------------------------------------------
 
     def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
-        """Next offset to be written, per partition (the high watermark)."""
         pending: dict[int, None] = dict.fromkeys(partitions)
         deadline = time.monotonic() + self._timeout_s
         ends: dict[int, int] = {}
-        with self._lock:
-            while pending:
-                errors = self._per_leader(pending, self._list_offsets, deadline, ends)
-                pending = {p: None for p in pending if p not in ends}
-                if pending:
-                    self._recover(errors, deadline)
+        while pending:
+            errors = self._per_leader(pending, self._list_offsets, deadline, ends)
+            pending = {p: None for p in pending if p not in ends}
+            if pending:
+                self._recover(errors, deadline)
         return ends
 
     def _list_offsets(self, node: int, parts: dict[int, None], deadline: float) -> dict[int, Any]:
@@ -242,7 +236,7 @@ class DirectClient:
         asked = [topic.ListOffsetsPartition(partition_index=p, current_leader_epoch=-1,
                                             timestamp=_LATEST) for p in parts]
         request = ListOffsetsRequest(replica_id=-1, isolation_level=0,
-                                     timeout_ms=_ms_left(deadline),
+                                     timeout_ms=ms_left(deadline),
                                      topics=[topic(name=self._topic, partitions=asked)])
         response = self._channel(node).call(request, ListOffsetsResponse, deadline=deadline,
                                             version=self._meta.version(ListOffsetsRequest, 1))
@@ -251,19 +245,14 @@ class DirectClient:
 
     # -- records ------------------------------------------------------------------
 
-    def fetch(self, partition: int, offset: int, *, max_bytes: int, wait_ms: int = 0) -> Fetched:
-        """Records from `offset` on: about `max_bytes` of them, at least one if any exist.
-
-        With `wait_ms`, the broker holds an answer that would be empty that long.
-        """
+    def fetch(self, partition: int, offset: int, *, max_bytes: int, wait_ms: int) -> Fetched:
         deadline = time.monotonic() + self._timeout_s
         found: dict[int, Fetched] = {}
-        with self._lock:
-            while partition not in found:
-                asked = {partition: (offset, max_bytes, wait_ms)}
-                errors = self._per_leader(asked, self._fetch, deadline, found)
-                if partition not in found:
-                    self._recover(errors, deadline)
+        asked = {partition: (offset, max_bytes, wait_ms)}
+        while partition not in found:
+            errors = self._per_leader(asked, self._fetch, deadline, found)
+            if partition not in found:
+                self._recover(errors, deadline)
         return found[partition]
 
     def _fetch(self, node: int, parts: dict[int, tuple[int, int, int]],
@@ -343,11 +332,9 @@ class DirectClient:
         return channel
 
     def close(self) -> None:
-        with self._lock:
-            for channel in self._channels.values():
-                channel.close()
-            self._channels.clear()
-            self._meta.close()
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
 
 
 def _outcome(code: int, value: int, message: str | None) -> int | Exception:
@@ -384,5 +371,3 @@ def _chunks(records: Records) -> list[Records]:
     return chunks
 
 
-def _ms_left(deadline: float) -> int:
-    return max(1, int((deadline - time.monotonic()) * 1000))

@@ -108,22 +108,29 @@ class AmberSide:
         return ids
 
     def profile(self, ids: list[str], out_dir: str) -> dict[str, Any]:
-        """The sequential case again under pyinstrument; text + HTML reports."""
-        from pyinstrument import Profiler
-
-        prof = Profiler(interval=0.0002)
-        prof.start()
-        for thread in ids:
-            self.seq(thread)
-        prof.stop()
+        """The sequential and the phased HITL cases again under pyinstrument; text + HTML."""
+        hitl_ids = [f"{thread}-hitl" for thread in ids]
+        cases = {"sequential": lambda: [self.seq(t) for t in ids],
+                 "hitl": lambda: ([self.start(t) for t in hitl_ids],
+                                  [self.resume(t) for t in hitl_ids])}
         os.makedirs(out_dir, exist_ok=True)
-        paths = {"text": os.path.join(out_dir, "amber_sequential.txt"),
-                 "html": os.path.join(out_dir, "amber_sequential.html")}
-        with open(paths["text"], "w", encoding="utf-8") as f:
-            f.write(prof.output_text(unicode=False, color=False, show_all=False))
-        with open(paths["html"], "w", encoding="utf-8") as f:
-            f.write(prof.output_html())
-        return paths
+        return {name: _profiled(body, os.path.join(out_dir, f"amber_{name}"))
+                for name, body in cases.items()}
+
+
+def _profiled(body: Callable[[], object], stem: str) -> dict[str, str]:
+    from pyinstrument import Profiler
+
+    prof = Profiler(interval=0.0002)
+    prof.start()
+    body()
+    prof.stop()
+    paths = {"text": f"{stem}.txt", "html": f"{stem}.html"}
+    with open(paths["text"], "w", encoding="utf-8") as f:
+        f.write(prof.output_text(unicode=False, color=False, show_all=False))
+    with open(paths["html"], "w", encoding="utf-8") as f:
+        f.write(prof.output_html())
+    return paths
 
 
 def main() -> None:

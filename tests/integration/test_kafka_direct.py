@@ -66,12 +66,12 @@ def test_a_producer_id_the_broker_refuses_is_replaced_and_the_append_kept_once(
         log: KafkaEventLog) -> None:
     first = log.append_raw("t-forgot", b"first")
     client = _client(log)
-    before = client._producer_id
-    client._sequence[first.partition] += 7  # as if the broker had lost our last batches
+    before = client.lane()._producer_id
+    client.lane()._sequence[first.partition] += 7  # as if the broker had lost our last batches
 
     position = log.append_raw("t-forgot", b"second")
 
-    assert client._producer_id != before
+    assert client.lane()._producer_id != before
     assert position.offset == first.offset + 1
     assert _records(log, "t-forgot") == [b"first", b"second"]
 
@@ -125,7 +125,7 @@ def test_a_broker_lost_mid_session_is_unavailable_at_the_deadline(
         log.append_raw("t-gone", b"before")
         client = _client(log)
         gone = ("127.0.0.1", _closed_port())
-        monkeypatch.setattr(client._meta, "address", lambda node: gone)
+        monkeypatch.setattr(client._cluster, "address", lambda node: gone)
         began = time.monotonic()
 
         with pytest.raises(LogUnavailableError) as caught:
