@@ -58,6 +58,18 @@ class Progress:
     idle_s: float  # seconds since the projector last advanced here; inf when unknown
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadHead:
+    """A thread's row and head event, with its partition's progress, read together.
+
+    The row holds at least every event of the thread below `progress.next_offset`.
+    """
+
+    progress: Progress
+    view: ThreadView | None  # None: no event of the thread is projected
+    head: Checkpoint | None  # the event at view.head.seq
+
+
 class ProjectionReader(ABC):
     """Read side used by the engine, the CLI and the API."""
 
@@ -84,6 +96,17 @@ class ProjectionReader(ABC):
     def progress(self, partition: int) -> Progress:
         """projected_offset and its age; adapters that cannot tell the age say inf."""
         return Progress(next_offset=self.projected_offset(partition), idle_s=math.inf)
+
+    def thread_head(self, thread_id: str, partition: int) -> ThreadHead:
+        """The thread and its partition's progress (adapters answer in one round trip).
+
+        Progress is read first, so the row is at least as new as it says.
+        """
+        progress = self.progress(partition)
+        view = self.get_thread(thread_id)
+        head = None if view is None else self.history(
+            thread_id, after_seq=view.head.seq - 1, limit=1)[0]
+        return ThreadHead(progress=progress, view=view, head=head)
 
     def wait_for_offset(self, partition: int, offset: int, *, timeout_s: float) -> None:
         """Return once every record of `partition` before `offset` is projected.

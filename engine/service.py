@@ -30,6 +30,7 @@ from engine.events import Event, EventType
 from engine.faults import fault_point
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView, advance
+from engine.projection import Progress, ThreadHead, ThreadNotFoundError
 from engine.race import first_writer_wins
 
 _REPEAT_WINDOW = 200  # how far back a retried decision is recognised
@@ -66,17 +67,39 @@ def catch_up(cp: Checkpointer, thread_id: str) -> int:
     """Wait until the projection holds every event of the thread logged so far.
 
     Returns the end offset of the thread's partition, below which that holds;
-    CatchUpTimeoutError after cp.catchup_timeout_s. Under load the projector lags
-    the log by a few ms with other threads' events: a live projector is waited
-    for only if the records it has yet to apply hold one of the thread's own.
+    CatchUpTimeoutError after cp.catchup_timeout_s.
     """
     partition = cp.log.partition_of(thread_id)
-    progress = cp.projection.progress(partition)
+    end, _waited = _caught_up(cp, thread_id, partition, cp.projection.progress(partition))
+    return end
+
+
+def read_head(cp: Checkpointer, thread_id: str) -> tuple[ThreadHead, int]:
+    """catch_up, then the thread as the projection holds it, and the end offset.
+
+    The thread is read with the progress, in one round trip; only when the
+    projector had to be waited for is it read again.
+    """
+    partition = cp.log.partition_of(thread_id)
+    found = cp.projection.thread_head(thread_id, partition)
+    end, waited = _caught_up(cp, thread_id, partition, found.progress)
+    return (cp.projection.thread_head(thread_id, partition) if waited else found), end
+
+
+def _caught_up(cp: Checkpointer, thread_id: str, partition: int,
+               progress: Progress) -> tuple[int, bool]:
+    """The partition's end, and whether the projector had to be waited for to reach it.
+
+    Under load the projector lags the log by a few ms with other threads'
+    events: a live projector is waited for only if the records it has yet to
+    apply hold one of the thread's own.
+    """
     live = progress.idle_s <= _LIVE_S
     tail = cp.log.tail(partition, progress.next_offset, most=_TAIL_SCAN if live else 0)
-    if progress.next_offset < tail.end and _must_wait(tail, thread_id):
-        cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
-    return tail.end
+    if progress.next_offset >= tail.end or not _must_wait(tail, thread_id):
+        return tail.end, False
+    cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
+    return tail.end, True
 
 
 def _must_wait(tail: Tail, thread_id: str) -> bool:
@@ -99,20 +122,21 @@ class ThreadService:
         return catch_up(self.cp, thread_id)
 
     def load(self, thread_id: str) -> Cursor:
-        end = self.catch_up(thread_id)
-        view = self.cp.projection.require(thread_id)
+        found, end = read_head(self.cp, thread_id)
+        view, head = found.view, found.head
+        if view is None or head is None:
+            raise ThreadNotFoundError(thread_id)
         if view.graph != self.graph.name:
             raise GraphMismatchError(f"thread {thread_id!r} runs graph {view.graph!r}, "
                                      f"not {self.graph.name!r}")
-        head = self.cp.projection.history(thread_id, after_seq=view.head.seq - 1, limit=1)[0]
         return Cursor(view=view, head=head.event, position=head.position, projected_end=end)
 
     # --- commands ------------------------------------------------------------
     def start(self, thread_id: str, input: dict[str, Any], *, actor: str | None,
               mode: str) -> Cursor:
         """Append ThreadStarted; ThreadExistsError if the thread has any accepted event."""
-        end = self.catch_up(thread_id)
-        if self.cp.projection.get_thread(thread_id) is not None:
+        found, end = read_head(self.cp, thread_id)
+        if found.view is not None:
             raise ThreadExistsError(f"thread {thread_id!r} already exists")
         ops, state = self.graph.schema.initial(input)
         first = step.first_node(self.graph, self.graph.schema.load(state, node="__start__"))

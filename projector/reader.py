@@ -29,6 +29,7 @@ from engine.projection import (
     Progress,
     ProjectionReader,
     RejectedEvent,
+    ThreadHead,
 )
 from projector.batch import DeadLetter
 from projector.errors import ProjectionStoreError
@@ -46,6 +47,15 @@ SELECT c.seq = base.seq, CASE WHEN c.seq = base.seq THEN c.snapshot ELSE c.delta
 FROM checkpoints c, base
 WHERE c.thread_id = %(t)s AND c.seq >= base.seq AND c.seq <= %(s)s
 ORDER BY c.seq"""
+# Progress, thread row and head event in one statement: one snapshot, one round trip.
+_THREAD_HEAD = f"""
+SELECT p.next_offset, extract(epoch FROM clock_timestamp() - p.committed_at),
+       {column_list(THREAD_COLUMNS, "t")}, {column_list(EVENT_COLUMNS, "c")}
+FROM (SELECT 1) AS one
+LEFT JOIN projector_positions p
+       ON p.group_id = %(group)s AND p.topic = %(topic)s AND p.kafka_partition = %(partition)s
+LEFT JOIN threads t ON t.thread_id = %(thread)s
+LEFT JOIN checkpoints c ON c.thread_id = t.thread_id AND c.seq = t.head_seq"""
 _POLL_S = 0.1  # safety net if a notification is missed
 
 
@@ -140,9 +150,21 @@ class PostgresProjectionReader(ProjectionReader):
                 "SELECT next_offset, extract(epoch FROM clock_timestamp() - committed_at) "
                 "FROM projector_positions WHERE group_id = %s AND topic = %s "
                 "AND kafka_partition = %s", (self.group, self.topic, partition)).fetchone()
-        if row is None:
-            return Progress(next_offset=0, idle_s=math.inf)
-        return Progress(next_offset=int(row[0]), idle_s=max(0.0, float(row[1])))
+        return _progress(None, None) if row is None else _progress(row[0], row[1])
+
+    def thread_head(self, thread_id: str, partition: int) -> ThreadHead:
+        params = {"group": self.group, "topic": self.topic, "partition": partition,
+                  "thread": thread_id}
+        with self._conn("reading a thread's head") as conn:
+            row = conn.execute(_THREAD_HEAD, params).fetchone()
+        assert row is not None  # the outer (SELECT 1) always yields a row
+        progress = _progress(row[0], row[1])
+        rest = row[2:]
+        if rest[0] is None:
+            return ThreadHead(progress=progress, view=None, head=None)
+        event, position = row_event(rest[len(THREAD_COLUMNS):])
+        return ThreadHead(progress=progress, view=row_thread(rest),
+                          head=Checkpoint(event=event, position=position))
 
     def projected_offsets(self) -> dict[int, int]:
         """Next unprojected offset per partition (partitions never read are absent)."""
@@ -200,6 +222,13 @@ class PostgresProjectionReader(ProjectionReader):
                         pass
             finally:
                 conn.execute(f"UNLISTEN {NOTIFY_CHANNEL}")
+
+
+def _progress(next_offset: int | None, idle_s: Any) -> Progress:
+    """A projector_positions row as Progress; no row yet means nothing projected."""
+    if next_offset is None:
+        return Progress(next_offset=0, idle_s=math.inf)
+    return Progress(next_offset=int(next_offset), idle_s=max(0.0, float(idle_s)))
 
 
 def _thread(conn: psycopg.Connection[Any], thread_id: str) -> ThreadView | None:

@@ -121,5 +121,6 @@ def row_thread(row: Sequence[Any]) -> ThreadView:
     )
 
 
-def column_list(columns: Sequence[str]) -> str:
-    return ", ".join(columns)
+def column_list(columns: Sequence[str], alias: str | None = None) -> str:
+    """The columns for a SELECT, each qualified by `alias` when given."""
+    return ", ".join(f"{alias}.{c}" if alias else c for c in columns)

@@ -30,8 +30,8 @@ def instrument(cp: Any) -> Totals:
     timer.wrap(cp.log, "end_offset", "kafka.end_offset (one partition)")
     timer.wrap(cp.log, "tail", "kafka.tail (end offset + unprojected records)")
     timer.wrap(cp.log, "read", "kafka.read (read-back, unprojected tail)")
-    for name in ("get_thread", "history", "progress", "projected_offset", "projected_offsets",
-                 "wait_for_offset", "wait_for_offsets"):
+    for name in ("thread_head", "get_thread", "history", "progress", "projected_offset",
+                 "projected_offsets", "wait_for_offset", "wait_for_offsets"):
         if hasattr(cp.projection, name):
             timer.wrap(cp.projection, name, f"postgres.{name}")
     return timer

@@ -286,3 +286,20 @@ def test_progress_is_the_projected_offset_and_its_age(backend: Backend) -> None:
     unread = next(p for p in range(backend.log.partitions)
                   if p not in backend.reader.projected_offsets())
     assert backend.reader.progress(unread) == Progress(next_offset=0, idle_s=math.inf)
+
+
+def test_thread_head_is_the_row_its_head_event_and_the_progress(backend: Backend) -> None:
+    events = thread_events("headed", 6, snapshot_every=4, end="interrupted")
+    positions = backend.append(events)
+    partition = positions[-1].partition
+    r = backend.reader
+
+    found = r.thread_head("headed", partition)
+
+    assert found.view == r.get_thread("headed") == rebuild(events)
+    assert found.head == r.history("headed", after_seq=events[-1].seq - 1)[0]
+    assert found.head is not None and found.head.position == positions[-1]
+    assert found.progress.next_offset == r.projected_offset(partition)
+    absent = r.thread_head("never-started", partition)
+    assert absent.view is None and absent.head is None
+    assert absent.progress.next_offset == found.progress.next_offset
