@@ -23,6 +23,7 @@ from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
     KafkaTimeoutError,
+    OffsetOutOfRangeError,
     TopicAlreadyExistsError,
 )
 
@@ -38,7 +39,7 @@ from engine.eventlog import (
     Tail,
     decode_delivery,
 )
-from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
+from engine.kafka_direct import DirectClient, Fetched
 
 FETCH_BYTES = 1 << 20
 
@@ -130,24 +131,42 @@ class KafkaEventLog(EventLog):
     def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
         """Records of one partition from `start` up to `end`, fetched in the calling thread."""
         stop = self.end_offset(partition) if end is None else end
-        return iter(self._fetch_range(partition, start, stop, []))
+        if start >= stop:
+            return iter(())
+        return iter(self._fetch_range(partition, stop, Fetched([], stop, start)))
 
     def tail(self, partition: int, start: int, *, most: int) -> Tail:
-        """One fetch answers both: it carries the end offset and the records before it."""
-        first = self._fetch(partition, start, wait_ms=0)
+        """One fetch answers both: it carries the end offset and the records before it.
+
+        The end is the leader's high watermark. Right after a leader change it may
+        lag an acknowledged record for a moment; a resume that acts on a head
+        missing that record is then refused by its first-writer-wins read-back.
+        """
+        client = self._direct()
+        try:
+            first = client.fetch(partition, start, wait_ms=0,
+                                 max_bytes=FETCH_BYTES if most > 0 else 1)
+        except OffsetOutOfRangeError:  # the projection is past the log (topic recreated?)
+            end = self.end_offset(partition)
+            return Tail(end, [] if start >= end else None)
+        except KafkaError as e:
+            raise _translate(e, f"reading partition {partition}") from e
         if first.end - start > most:
             return Tail(first.end, None)
-        return Tail(first.end, self._fetch_range(partition, start, first.end, first.records))
+        return Tail(first.end, self._fetch_range(partition, first.end, first))
 
-    def _fetch_range(self, partition: int, start: int, stop: int,
-                     records: list[FetchedRecord]) -> list[Delivery]:
-        """Records [start, stop), beginning with those already fetched."""
+    def _fetch_range(self, partition: int, stop: int, first: Fetched) -> list[Delivery]:
+        """Records from where `first` began up to `stop`, beginning with `first`'s."""
+        records, next_offset = list(first.records), first.next_offset
         stall_deadline = time.monotonic() + READ_STALL_S
-        while (next_offset := records[-1][0] + 1 if records else start) < stop:
-            more = self._fetch(partition, next_offset, wait_ms=100).records
-            if not more and time.monotonic() > stall_deadline:
+        while next_offset < stop:
+            more = self._fetch(partition, next_offset, wait_ms=100)
+            if more.next_offset > next_offset:
+                stall_deadline = time.monotonic() + READ_STALL_S
+            elif time.monotonic() > stall_deadline:
                 raise LogUnavailableError(f"no progress reading partition {partition} up to {stop}")
-            records = records + more
+            records.extend(more.records)
+            next_offset = more.next_offset
         return [decode_delivery(Position(partition, offset), key, value)
                 for offset, key, value in records if offset < stop]
 

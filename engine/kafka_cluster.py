@@ -22,7 +22,11 @@ class ClusterView:
     def __init__(self, *, topic: str, timeout_s: float, **client: Any) -> None:
         self.topic = topic
         self._client = KafkaNetClient(**client)
-        self._client.check_version(timeout_ms=int(timeout_s * 1000))
+        try:
+            self._client.check_version(timeout_ms=int(timeout_s * 1000))
+        except BaseException:
+            self._client.close()
+            raise
         self._topic_set = False
         self._versions: dict[Any, int] = {}
         self._lock = threading.Lock()  # kafka-python's client is driven by one thread at a time

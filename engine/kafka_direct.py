@@ -5,9 +5,10 @@ KafkaProducer and KafkaConsumer (see engine.kafka_wire for the numbers).
 Requests go straight to each partition's leader over a BrokerChannel;
 engine.kafka_cluster keeps the topic's metadata.
 
-Each calling thread has a lane of its own (connections, producer id, sequence
-numbers), so threads append in parallel as separate producers would, and none
-waits behind another's round trip.
+Each call borrows a lane (connections, producer id, sequence numbers) from a
+small pool, so concurrent callers append in parallel as separate producers
+would and none waits behind another's round trip; the pool holds as many lanes
+as calls have been in flight at once, at most MAX_IDLE_LANES of them idle.
 
 Idempotence as KafkaProducer does it: a producer id per lane, a sequence number
 per partition, one batch in flight per partition, and a retry resends the very
@@ -15,7 +16,11 @@ same bytes, so a broker that appended a batch whose answer was lost drops the
 repeat. If the broker forgets the producer (its id or epoch refused, a sequence
 out of order) a new id is taken and the batch rebuilt: a repeat is then
 possible, and harmless, since the acceptance rule rejects a second copy of an
-event. Every call gives up at its deadline with the last error.
+event. Every call gives up at its deadline with the last error; a call that
+gives up with a batch whose fate is unknown drops its lane's producer id, so
+the next batch cannot carry the same sequence number and be taken by the
+broker for a repeat of the lost one. A call of several rounds (over
+BATCH_BYTES) that fails may leave its first rounds written.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import contextlib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +58,10 @@ _FETCH_VERSIONS = (4, 12)
 # Well under the broker's default message.max.bytes (1 MiB) per batch.
 BATCH_BYTES = 512 * 1024
 _BACKOFF_S = 0.05
+MAX_IDLE_LANES = 16
+# The broker must answer a produce (if only with REQUEST_TIMED_OUT) before we stop
+# listening: an answer lost to our own deadline leaves the batch's fate unknown.
+_BROKER_SHARE = 0.75
 _LATEST = -1  # ListOffsets timestamp meaning "the next offset to be written"
 # The broker no longer knows this producer's id, epoch or sequence: take a new id.
 _NEW_IDENTITY = (Errors.OutOfOrderSequenceNumberError, Errors.UnknownProducerIdError,
@@ -70,6 +79,7 @@ class Fetched:
 
     records: list[FetchedRecord]
     end: int  # the high watermark: next offset to be written
+    next_offset: int  # where the next fetch starts (past control batches too)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,46 +95,62 @@ class DirectClient:
                  **client: Any) -> None:
         self._cluster = ClusterView(topic=topic, timeout_s=timeout_s, client_id=client_id,
                                     **client)
-        self._cluster.refresh(time.monotonic() + timeout_s)
+        try:
+            self._cluster.refresh(time.monotonic() + timeout_s)
+        except BaseException:
+            self._cluster.close()
+            raise
         self._lane_args = (self._cluster, client_id, timeout_s)
-        self._local = threading.local()
-        self._lanes: list[_Lane] = []
-        self._lock = threading.Lock()  # guards _lanes
+        self._idle: list[_Lane] = []
+        self._closed = False
+        self._lock = threading.Lock()  # guards _idle and _closed
 
-    def lane(self) -> _Lane:
-        """The calling thread's lane, made on its first request."""
-        lane: _Lane | None = getattr(self._local, "lane", None)
-        if lane is None:
-            lane = self._local.lane = _Lane(*self._lane_args)
+    @contextlib.contextmanager
+    def _lane(self) -> Iterator[_Lane]:
+        """A lane no other call is using, returned to the pool afterwards."""
+        with self._lock:
+            lane = self._idle.pop() if self._idle else None
+        lane = lane or _Lane(*self._lane_args)
+        try:
+            yield lane
+        finally:
             with self._lock:
-                self._lanes.append(lane)
-        return lane
+                keep = not self._closed and len(self._idle) < MAX_IDLE_LANES
+                if keep:
+                    self._idle.append(lane)
+            if not keep:
+                lane.close()
 
     def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
         """Append (partition, key, value) records in order; the offset of each, once acked."""
-        return self.lane().send(records)
+        with self._lane() as lane:
+            return lane.send(records)
 
     def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
         """Next offset to be written, per partition (the high watermark)."""
-        return self.lane().end_offsets(partitions)
+        with self._lane() as lane:
+            return lane.end_offsets(partitions)
 
     def fetch(self, partition: int, offset: int, *, max_bytes: int, wait_ms: int = 0) -> Fetched:
         """Records from `offset` on: about `max_bytes` of them, at least one if any exist.
 
         With `wait_ms`, the broker holds an answer that would be empty that long.
         """
-        return self.lane().fetch(partition, offset, max_bytes=max_bytes, wait_ms=wait_ms)
+        with self._lane() as lane:
+            return lane.fetch(partition, offset, max_bytes=max_bytes, wait_ms=wait_ms)
 
     def close(self) -> None:
+        """Close idle lanes now and busy ones when their call returns."""
         with self._lock:
-            lanes, self._lanes = self._lanes, []
+            self._closed = True
+            lanes, self._idle = self._idle, []
         for lane in lanes:
             lane.close()
         self._cluster.close()
 
 
 class _Lane:
-    """One thread's connections and producer identity; used by that thread alone."""
+    """Connections and a producer identity, used by one call at a time."""
 
     def __init__(self, cluster: ClusterView, client_id: str, timeout_s: float) -> None:
         self._meta = cluster
@@ -144,7 +170,11 @@ class _Lane:
         deadline = time.monotonic() + self._timeout_s
         if self._producer_id < 0:
             self._new_identity(deadline)
-        offsets = self._append_rounds(by_partition, deadline)
+        try:
+            offsets = self._append_rounds(by_partition, deadline)
+        except BaseException:
+            self._producer_id = -1  # some batch may or may not be in the log
+            raise
         each = {p: iter(listed) for p, listed in offsets.items()}
         return [next(each[partition]) for partition, _key, _value in records]
 
@@ -188,7 +218,8 @@ class _Lane:
     def _produce(self, node: int, batches: dict[int, _Batch], deadline: float) -> dict[int, Any]:
         topic = ProduceRequest.TopicProduceData
         parts = [topic.PartitionProduceData(index=p, records=b.payload) for p, b in batches.items()]
-        request = ProduceRequest(transactional_id=None, acks=-1, timeout_ms=ms_left(deadline),
+        broker_ms = max(1, int(ms_left(deadline) * _BROKER_SHARE))
+        request = ProduceRequest(transactional_id=None, acks=-1, timeout_ms=broker_ms,
                                  topic_data=[topic(name=self._topic, partition_data=parts)])
         version = self._meta.version(ProduceRequest, *_PRODUCE_VERSIONS)
         response = self._channel(node).call(request, ProduceResponse, version=version,
@@ -239,7 +270,8 @@ class _Lane:
                                      timeout_ms=ms_left(deadline),
                                      topics=[topic(name=self._topic, partitions=asked)])
         response = self._channel(node).call(request, ListOffsetsResponse, deadline=deadline,
-                                            version=self._meta.version(ListOffsetsRequest, 1))
+                                            version=self._meta.version(ListOffsetsRequest,
+                                                                       low=1))
         return {r.partition_index: _outcome(r.error_code, r.offset, None)
                 for t in response.topics for r in t.partitions}
 
@@ -271,6 +303,8 @@ class _Lane:
         response = self._channel(node).call(request, FetchResponse, deadline=deadline,
                                             version=self._meta.version(FetchRequest,
                                                                        *_FETCH_VERSIONS))
+        if getattr(response, "error_code", 0):  # v7+: the whole request was refused
+            raise _error(response.error_code, None)
         return {r.partition_index: _fetched(r, parts[r.partition_index][0])
                 for t in response.responses for r in t.partitions}
 
@@ -351,10 +385,16 @@ def _fetched(answer: Any, offset: int) -> Fetched | Exception:
         return _error(answer.error_code, None)
     records: list[FetchedRecord] = []
     batches = MemoryRecords(bytes(answer.records or b""))
+    next_offset = offset
     while (batch := batches.next_batch()) is not None:
-        if not batch.is_control_batch:
+        if not batch.validate_crc():
+            corrupt: Exception = Errors.CorruptRecordError(
+                f"batch at offset {batch.base_offset} fails its CRC")
+            return corrupt
+        next_offset = max(next_offset, batch.next_offset)
+        if not getattr(batch, "is_control_batch", False):
             records.extend((r.offset, r.key, r.value) for r in batch if r.offset >= offset)
-    return Fetched(records, int(answer.high_watermark))
+    return Fetched(records, int(answer.high_watermark), next_offset)
 
 
 def _chunks(records: Records) -> list[Records]:

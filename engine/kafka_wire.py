@@ -23,6 +23,9 @@ from typing import Any
 from kafka.errors import KafkaConnectionError
 
 _SIZE = struct.Struct(">i")
+# Kafka closes connections idle for connections.max.idle.ms (10 min by default);
+# reconnecting before that costs one TCP handshake instead of a failed request.
+_STALE_S = 240.0
 
 
 class BrokerChannel:
@@ -33,6 +36,7 @@ class BrokerChannel:
         self._client_id = client_id
         self._sock: socket.socket | None = None
         self._correlation = 0
+        self._used = 0.0
 
     def call(self, request: Any, response_type: Any, *, version: int, deadline: float) -> Any:
         """Send `request` at `version` and return the decoded response, by `deadline`."""
@@ -42,10 +46,10 @@ class BrokerChannel:
         frame = request.encode(header=True, framed=True)
         try:
             body = self._exchange(frame, deadline)
-        except OSError as e:
+            response = response_type.decode(body, version=version, header=True)
+        except (OSError, ValueError, struct.error) as e:  # lost, cut short or garbled
             self.close()
-            raise KafkaConnectionError(f"broker {self._where()}: {e}") from e
-        response = response_type.decode(body, version=version, header=True)
+            raise KafkaConnectionError(f"broker {self._where()}: {e!r}") from e
         if response.header.correlation_id != self._correlation:
             self.close()
             raise KafkaConnectionError(f"broker {self._where()}: response out of order")
@@ -59,6 +63,9 @@ class BrokerChannel:
         return self._read(sock, size, deadline)
 
     def _connected(self, deadline: float) -> socket.socket:
+        if self._sock is not None and time.monotonic() - self._used > _STALE_S:
+            self.close()  # the broker drops idle connections (connections.max.idle.ms)
+        self._used = time.monotonic()
         if self._sock is None:
             sock = socket.create_connection(self.address, timeout=_remaining(deadline))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

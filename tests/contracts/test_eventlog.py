@@ -247,3 +247,12 @@ def test_tail_leaves_out_the_records_when_more_than_asked_for_lie_before_the_end
 
     assert tail == Tail(start + 5, None)
     assert log.tail(partition, start + 5, most=0) == Tail(start + 5, [])
+    exact = log.tail(partition, start, most=5).records  # as many as asked for: all of them
+    assert exact is not None and [d.position.offset for d in exact] == list(range(start, start + 5))
+
+
+def test_a_tail_past_the_end_is_the_end_and_nothing(log: EventLog) -> None:
+    partition = log.partition_of("t-past")
+    end = log.append(chain("t-past", 2))[-1].offset + 1
+
+    assert log.tail(partition, end + 5, most=10) == Tail(end, [])

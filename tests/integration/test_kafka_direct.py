@@ -9,6 +9,7 @@ the broker goes away. The port contract (tests/contracts) covers the rest.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -65,15 +66,64 @@ def test_an_append_whose_answer_was_lost_is_sent_again_and_kept_once(
 def test_a_producer_id_the_broker_refuses_is_replaced_and_the_append_kept_once(
         log: KafkaEventLog) -> None:
     first = log.append_raw("t-forgot", b"first")
-    client = _client(log)
-    before = client.lane()._producer_id
-    client.lane()._sequence[first.partition] += 7  # as if the broker had lost our last batches
+    lane = _client(log)._idle[-1]  # the lane the next call borrows
+    before = lane._producer_id
+    lane._sequence[first.partition] += 7  # as if the broker had lost our last batches
 
     position = log.append_raw("t-forgot", b"second")
 
-    assert client.lane()._producer_id != before
+    assert lane._producer_id != before
     assert position.offset == first.offset + 1
     assert _records(log, "t-forgot") == [b"first", b"second"]
+
+
+@pytest.mark.timeout(60)
+def test_after_an_append_of_unknown_fate_the_next_one_is_not_taken_for_a_repeat(
+        log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log.append_raw("t-fate", b"first")
+    exchange = kafka_wire.BrokerChannel._exchange
+
+    def answers_never_arrive(self: kafka_wire.BrokerChannel, frame: bytes,
+                             deadline: float) -> bytes:
+        body = exchange(self, frame, deadline)
+        if int.from_bytes(frame[4:6], "big") == _PRODUCE:
+            raise TimeoutError("answer lost")  # appended, but we never learn it
+        return body
+
+    monkeypatch.setattr(kafka_wire.BrokerChannel, "_exchange", answers_never_arrive)
+    with pytest.raises(LogUnavailableError):
+        log.append_raw("t-fate", b"second")  # gives up at the 5 s ack timeout
+    monkeypatch.setattr(kafka_wire.BrokerChannel, "_exchange", exchange)
+
+    log.append_raw("t-fate", b"third")  # one record again: with the same sequence, a "repeat"
+
+    assert _records(log, "t-fate") == [b"first", b"second", b"third"]
+
+
+def test_calls_share_a_few_lanes_instead_of_one_per_thread(log: KafkaEventLog) -> None:
+    log.append_raw("t-lanes", b"warm")
+    client = _client(log)
+    pool = list(client._idle)
+
+    for i in range(20):  # short-lived threads, one after another, as a server's pool makes
+        worker = threading.Thread(target=log.append_raw, args=("t-lanes", f"{i}".encode()))
+        worker.start()
+        worker.join(timeout=30)
+
+    assert client._idle == pool  # the one lane was lent and returned 20 times
+    assert len(_records(log, "t-lanes")) == 21
+
+
+def test_a_tail_longer_than_one_fetch_comes_back_whole(log: KafkaEventLog) -> None:
+    start = log.end_offset(log.partition_of("t-long"))
+    size = 300 * 1024
+    values = [f"{i}:".encode().ljust(size, b".") for i in range(2 * FETCH_BYTES // size + 2)]
+    log._send_all([("t-long", v) for v in values])
+
+    tail = log.tail(log.partition_of("t-long"), start, most=len(values))
+
+    assert tail.end == start + len(values)
+    assert tail.records is not None and [d.raw for d in tail.records] == values
 
 
 def test_more_than_a_batch_and_a_fetch_goes_in_order_with_every_offset(
