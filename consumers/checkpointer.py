@@ -29,6 +29,7 @@ class AmberCheckpointer:
         from projector.reader import PostgresProjectionReader
 
         log = event_log(settings)
+        log.connect_soon()  # while PostgreSQL connects (the pool does that in the background too)
         if ensure_topic:
             log.ensure_topic()
         reader = PostgresProjectionReader(_named(settings.database_url, f"amber-{role}"),

@@ -144,6 +144,12 @@ class EventLog(ABC):
         `gather_ms` instead of one per record, at the price of that much delay.
         """
 
+    def connect_soon(self) -> None:  # noqa: B027 — only adapters that connect lazily need it
+        """Start connecting in the background, so the first call need not wait for it.
+
+        A failure is reported by the first call that needs the connection.
+        """
+
     def close(self) -> None:
         """Release connections (adapters with more to release extend this)."""
         self._close_reused_reader()

@@ -12,6 +12,7 @@ where a thread lives. Driver errors are translated here, once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -63,6 +64,7 @@ class KafkaEventLog(EventLog):
         self._ack_timeout_s = ack_timeout_s
         self._client_id = client_id
         self._direct_client: DirectClient | None = None
+        self._connect_error: EventLogError | None = None  # from connect_soon's attempt
         self._lock = threading.Lock()  # guards the direct client's creation
 
     def _common(self) -> dict[str, Any]:
@@ -79,14 +81,29 @@ class KafkaEventLog(EventLog):
         """Options of consumers."""
         return {**self._common(), "metrics_enabled": False}
 
-    def _direct(self) -> DirectClient:
+    def connect_soon(self) -> None:
+        """Bootstrap on a thread of its own: a resume reads PostgreSQL meanwhile."""
+        threading.Thread(target=self._connect_in_background, name="amber-kafka-connect",
+                         daemon=True).start()
+
+    def _connect_in_background(self) -> None:
+        with contextlib.suppress(EventLogError):  # kept for the first caller, see _direct
+            self._direct(background=True)
+
+    def _direct(self, *, background: bool = False) -> DirectClient:
         with self._lock:
+            if self._direct_client is None and self._connect_error is not None:
+                error, self._connect_error = self._connect_error, None
+                raise error  # a caller that waited out that attempt is not made to wait twice
             if self._direct_client is None:
                 try:
                     self._direct_client = DirectClient(
                         topic=self.topic, timeout_s=self._ack_timeout_s, **self._common())
                 except KafkaError as e:
-                    raise _translate(e, "connecting to Kafka") from e
+                    error = _translate(e, "connecting to Kafka")
+                    if background:
+                        self._connect_error = error
+                    raise error from e
             return self._direct_client
 
     def ensure_topic(self) -> None:

@@ -185,3 +185,33 @@ def test_a_broker_lost_mid_session_is_unavailable_at_the_deadline(
         assert 0.9 < time.monotonic() - began < 10
     finally:
         log.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_background_connect_that_failed_is_reported_once_by_the_next_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.eventlog_kafka as adapter
+
+    attempts: list[str] = []
+    real = adapter.DirectClient
+
+    def counted(**kwargs: object) -> DirectClient:
+        attempts.append(threading.current_thread().name)
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(adapter, "DirectClient", counted)
+    dead = KafkaEventLog(bootstrap=f"127.0.0.1:{_closed_port()}", topic="amber-dead.events",
+                         ack_timeout_s=1.0)
+    try:
+        dead.connect_soon()
+        connecting = next(t for t in threading.enumerate() if t.name == "amber-kafka-connect")
+        connecting.join(timeout=30)
+
+        with pytest.raises(LogUnavailableError):
+            dead.append_raw("t-dead", b"x")  # the background attempt's error, at once
+        assert attempts == ["amber-kafka-connect"]
+        with pytest.raises(LogUnavailableError):
+            dead.append_raw("t-dead", b"x")  # a later call tries again
+        assert len(attempts) == 2
+    finally:
+        dead.close()
