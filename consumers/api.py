@@ -29,7 +29,7 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Respon
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from consumers import api_errors
-from consumers.api_auth import AuthConfig, Authenticator, Identity
+from consumers.api_auth import AuthConfig, Authenticator, Identity, SignedRequest
 from consumers.api_commands import Commands, thread_id_for_key
 from consumers.api_models import (
     GRAPH_PATTERN,
@@ -64,8 +64,9 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="BearerToken",
                      description="a token from AMBER_API_TOKENS")
 _signature = APIKeyHeader(name="X-Amber-Signature", auto_error=False,
                           scheme_name="WebhookSignature",
-                          description="sha256=<hex HMAC-SHA256 of the raw body with "
-                          "AMBER_WEBHOOK_SECRET>, with X-Amber-Actor naming the sender")
+                          description="sha256=<hex HMAC-SHA256 with AMBER_WEBHOOK_SECRET of "
+                          "'v1\\n<X-Amber-Timestamp>\\n<METHOD>\\n<path?query>\\n"
+                          "<X-Amber-Actor>\\n' followed by the raw body>")
 
 
 Bearer = Annotated[Any, Security(_bearer)]
@@ -85,6 +86,10 @@ async def _reader(request: Request, _b: Bearer) -> Identity:
 async def _writer(request: Request, _b: Bearer, _s: Signature,
                   _actor: Annotated[str | None, Header(
                       alias="X-Amber-Actor", description="who signed (HMAC only)")] = None,
+                  _at: Annotated[str | None, Header(
+                      alias="X-Amber-Timestamp",
+                      description="unix seconds when signed, within 300 s of the "
+                      "server's clock (HMAC only)")] = None,
                   ) -> Identity:
     return await _identify(request)
 
@@ -97,6 +102,13 @@ Writer = Annotated[Identity, Depends(_writer)]
 # second), so up to pool - 1 may wait while one serves reads. 3 of 4 queued
 # HITL requests for 74 of their 93 ms in bench/workers.py.
 _API_POOL = 12
+
+def _target(request: Request) -> str:
+    """The path and query as the client sent them: what a webhook signs."""
+    raw = request.scope.get("raw_path") or request.url.path.encode("utf-8")
+    query = request.scope.get("query_string") or b""
+    return (raw + (b"?" + query if query else b"")).decode("latin-1")
+
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in (401, 422, 503, *codes)}
@@ -115,8 +127,9 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
 
     async def check_auth(request: Request) -> Identity:
         allow_hmac = request.method == "POST"
-        body = await request.body() if allow_hmac else b""
-        return authenticator.identify(request.headers, body, allow_hmac=allow_hmac)
+        signed = SignedRequest(method=request.method, target=_target(request),
+                            body=await request.body() if allow_hmac else b"")
+        return authenticator.identify(request.headers, signed, allow_hmac=allow_hmac)
 
     app.state.check_auth = check_auth
     api_errors.install(app)

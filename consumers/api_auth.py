@@ -4,10 +4,14 @@ Two ways to authenticate, checked in this order:
 
 - `Authorization: Bearer <token>` with a token from AMBER_API_TOKENS
   ("token1=actor1,token2=actor2"); the identity is the token's actor.
-- `X-Amber-Signature: sha256=<hex HMAC-SHA256 of the raw body>` keyed with
-  AMBER_WEBHOOK_SECRET, plus `X-Amber-Actor: <name>`; the identity is
-  "webhook:<name>". Accepted on POST endpoints only: a signature over an empty
-  body never changes, so it must not unlock reads.
+- A signed webhook: `X-Amber-Timestamp: <unix seconds>`, `X-Amber-Actor:
+  <name>` and `X-Amber-Signature: sha256=<hex HMAC-SHA256>` keyed with
+  AMBER_WEBHOOK_SECRET over `signed_message()`: the timestamp, the method, the
+  request target, the actor and the raw body. The identity is
+  "webhook:<name>". The actor and the target are signed so that a captured
+  request cannot be replayed as someone else or against another thread, and
+  the timestamp must lie within MAX_SKEW_S of now so that it cannot be replayed
+  later. Accepted on POST endpoints only.
 
 The actor recorded on an event always comes from here, never from a request
 body. With neither variable set every authenticated endpoint answers 401.
@@ -19,7 +23,8 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from engine.errors import SettingsError
@@ -27,6 +32,7 @@ from engine.errors import SettingsError
 _ACTOR = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,126}$")  # printable ASCII, no leading blank
 _SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 _MIN_SECRET_BYTES = 16
+MAX_SKEW_S = 300  # how far a webhook's X-Amber-Timestamp may lie from the server's clock
 
 
 class AuthError(Exception):
@@ -79,19 +85,44 @@ def parse_tokens(raw: str) -> dict[str, str]:
     return tokens
 
 
-def sign(secret: bytes, body: bytes) -> str:
-    """The X-Amber-Signature value for `body` (what a webhook sender computes)."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedRequest:
+    """What of an HTTP request a signature covers."""
+
+    method: str  # "POST"
+    target: str  # path and query as sent, e.g. "/threads/t-1/decisions"
+    body: bytes
+
+
+def signed_message(request: SignedRequest, *, timestamp: str, actor: str) -> bytes:
+    """The bytes a webhook signs: version, timestamp, method, target and actor, then the body."""
+    head = f"v1\n{timestamp}\n{request.method.upper()}\n{request.target}\n{actor}\n"
+    return head.encode("utf-8") + request.body
+
+
+def sign(secret: bytes, request: SignedRequest, *, timestamp: str, actor: str) -> str:
+    """The X-Amber-Signature value (what a webhook sender computes)."""
+    message = signed_message(request, timestamp=timestamp, actor=actor)
+    return "sha256=" + hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def webhook_headers(secret: bytes, request: SignedRequest, *, actor: str,
+                    now: float | None = None) -> dict[str, str]:
+    """The three headers a sender adds to sign `request` as `actor`."""
+    timestamp = str(int(time.time() if now is None else now))
+    return {"X-Amber-Timestamp": timestamp, "X-Amber-Actor": actor,
+            "X-Amber-Signature": sign(secret, request, timestamp=timestamp, actor=actor)}
 
 
 class Authenticator:
     """Checks one request's headers (and raw body, for HMAC) against an AuthConfig."""
 
-    def __init__(self, config: AuthConfig) -> None:
+    def __init__(self, config: AuthConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._tokens = [(t.encode("utf-8"), a) for t, a in config.tokens.items()]
+        self._clock = clock
 
-    def identify(self, headers: Mapping[str, str], body: bytes, *,
+    def identify(self, headers: Mapping[str, str], request: SignedRequest, *,
                  allow_hmac: bool) -> Identity:
         """The caller's identity; AuthError if the credentials are missing or wrong."""
         authorization = headers.get("authorization")
@@ -99,9 +130,9 @@ class Authenticator:
             return self._bearer(authorization)
         signature = headers.get("x-amber-signature")
         if signature is not None and allow_hmac:
-            return self._hmac(signature, headers.get("x-amber-actor"), body)
-        raise AuthError("authentication required: Authorization: Bearer <token>"
-                        + (" or X-Amber-Signature + X-Amber-Actor" if allow_hmac else ""))
+            return self._hmac(signature, headers, request)
+        raise AuthError("authentication required: Authorization: Bearer <token>" + (
+            " or X-Amber-Signature + X-Amber-Timestamp + X-Amber-Actor" if allow_hmac else ""))
 
     def _bearer(self, authorization: str) -> Identity:
         scheme, _, token = authorization.partition(" ")
@@ -116,16 +147,28 @@ class Authenticator:
             raise AuthError("unknown bearer token")
         return Identity(actor=actor, method="bearer")
 
-    def _hmac(self, signature: str, actor: str | None, body: bytes) -> Identity:
+    def _hmac(self, signature: str, headers: Mapping[str, str], request: SignedRequest) -> Identity:
         secret = self.config.webhook_secret
         if secret is None:
             raise AuthError("signed webhooks are not enabled (AMBER_WEBHOOK_SECRET is unset)")
         match = _SIGNATURE.match(signature.strip())
         if match is None:
             raise AuthError("X-Amber-Signature must be 'sha256=<64 hex digits>'")
-        if not hmac.compare_digest(sign(secret, body), f"sha256={match.group(1).lower()}"):
-            raise AuthError("X-Amber-Signature does not match the body")
+        actor = headers.get("x-amber-actor")
         if actor is None or not _ACTOR.match(actor):
             raise AuthError("a signed webhook needs X-Amber-Actor (printable ASCII, "
                             "at most 127 characters)")
+        timestamp = self._fresh(headers.get("x-amber-timestamp"))
+        expected = sign(secret, request, timestamp=timestamp, actor=actor)
+        if not hmac.compare_digest(expected, f"sha256={match.group(1).lower()}"):
+            raise AuthError("X-Amber-Signature does not match the request")
         return Identity(actor=f"webhook:{actor}", method="hmac")
+
+    def _fresh(self, timestamp: str | None) -> str:
+        """The X-Amber-Timestamp header if it is whole seconds within MAX_SKEW_S of now."""
+        if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
+            raise AuthError("a signed webhook needs X-Amber-Timestamp (unix seconds)")
+        if abs(self._clock() - int(timestamp)) > MAX_SKEW_S:
+            raise AuthError(f"X-Amber-Timestamp is more than {MAX_SKEW_S} s from now: "
+                            "a stale or replayed request")
+        return timestamp

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers.api_auth import sign
+from consumers.api_auth import SignedRequest, webhook_headers
 from tests.processes import terminate
 from tests.waiting import race, wait_until
 
@@ -75,8 +75,9 @@ class Stack:
                 actor: str = "approvals") -> httpx.Response:
         body = json.dumps({"value": {"approved": True}, "interrupt_id": interrupt_id,
                            "reason": "integration test"}).encode()
-        headers = {"Content-Type": "application/json", "X-Amber-Actor": actor,
-                   "X-Amber-Signature": sign(SECRET.encode(), body)}
+        signed = SignedRequest(method="POST", target=f"/threads/{thread_id}/decisions", body=body)
+        headers = {"Content-Type": "application/json",
+                   **webhook_headers(SECRET.encode(), signed, actor=actor)}
         return self.client.post(f"/threads/{thread_id}/decisions", content=body, headers=headers)
 
     def threads(self, status: str) -> dict[str, dict[str, Any]]:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
-from consumers.api_auth import AuthConfig, Authenticator, AuthError, parse_tokens, sign
+from consumers.api_auth import (
+    MAX_SKEW_S,
+    AuthConfig,
+    Authenticator,
+    AuthError,
+    SignedRequest,
+    parse_tokens,
+    webhook_headers,
+)
 from engine.errors import SettingsError
 from tests.unit.test_api_support import ALICE, SECRET, Api, make_api, signed
 
@@ -68,7 +77,7 @@ def test_a_signed_webhook_is_accepted_as_its_actor(api: Api) -> None:
 
 def test_a_signed_start_is_accepted(api: Api) -> None:
     body = json.dumps({"graph": "doc_approval", "thread_id": "hook-1"}).encode()
-    r = api.client.post("/threads", content=body, headers=signed(body, "crm"))
+    r = api.client.post("/threads", content=body, headers=signed(body, "crm", path="/threads"))
     assert r.status_code == 202
     assert api.events("hook-1")[0].actor == "webhook:crm"
 
@@ -86,8 +95,15 @@ def _tampered(body: bytes) -> dict[str, str]:
     lambda body: {**signed(body), "X-Amber-Signature": "sha256=zz"},
     lambda body: {**signed(body), "X-Amber-Signature": signed(body)["X-Amber-Signature"][7:]},
     lambda body: {**signed(body), "X-Amber-Signature": "sha1=" + "0" * 40},
+    lambda body: {**signed(body, "erp-7"), "X-Amber-Actor": "admin"},
+    lambda body: signed(body, path="/threads/other/decisions"),
+    lambda body: signed(body, now=time.time() - MAX_SKEW_S - 5),
+    lambda body: signed(body, now=time.time() + MAX_SKEW_S + 5),
+    lambda body: {k: v for k, v in signed(body).items() if k != "X-Amber-Timestamp"},
+    lambda body: {**signed(body), "X-Amber-Timestamp": "soon"},
 ], ids=["wrong secret", "other body", "no actor", "empty actor", "padded actor", "not hex",
-        "no prefix", "sha1"])
+        "no prefix", "sha1", "actor swapped", "signed for another thread", "stale", "future",
+        "no timestamp", "timestamp not a number"])
 def test_bad_signatures_are_401_and_append_nothing(api: Api, make_headers: Any) -> None:
     api.waiting("w")
     body = json.dumps({"value": True}).encode()
@@ -142,13 +158,35 @@ def test_config_from_env() -> None:
         AuthConfig.from_env({"AMBER_WEBHOOK_SECRET": "short"})
 
 
+def test_a_signed_request_replayed_against_another_thread_is_refused(api: Api) -> None:
+    api.waiting("w")
+    api.waiting("w2")
+    body = json.dumps({"value": {"approved": True}}).encode()
+    headers = signed(body, "erp-7")  # signed for /threads/w/decisions
+    assert _decision(api, "w", headers, body).status_code == 202
+    before = api.ends()
+
+    r = _decision(api, "w2", headers, body)
+
+    assert r.status_code == 401 and "does not match" in r.json()["error"]["message"]
+    assert api.ends() == before
+
+
 def test_authenticator_directly() -> None:
-    auth = Authenticator(AuthConfig(tokens={"t": "alice"}, webhook_secret=SECRET))
-    assert auth.identify({"authorization": "Bearer t"}, b"", allow_hmac=False).actor == "alice"
-    headers = {"x-amber-signature": sign(SECRET, b"{}"), "x-amber-actor": "bot"}
-    assert auth.identify(headers, b"{}", allow_hmac=True).actor == "webhook:bot"
+    at = 1_800_000_000.0
+    auth = Authenticator(AuthConfig(tokens={"t": "alice"}, webhook_secret=SECRET),
+                         clock=lambda: at)
+    empty = SignedRequest(method="GET", target="/threads", body=b"")
+    assert auth.identify({"authorization": "Bearer t"}, empty, allow_hmac=False).actor == "alice"
+    request = SignedRequest(method="POST", target="/threads", body=b"{}")
+    headers = {k.lower(): v for k, v in webhook_headers(SECRET, request, actor="bot",
+                                                        now=at - MAX_SKEW_S).items()}
+    assert auth.identify(headers, request, allow_hmac=True).actor == "webhook:bot"
     with pytest.raises(AuthError):
-        auth.identify(headers, b"{}", allow_hmac=False)
+        auth.identify(headers, request, allow_hmac=False)
     upper = {**headers, "x-amber-signature": headers["x-amber-signature"].upper()
              .replace("SHA256=", "sha256=")}
-    assert auth.identify(upper, b"{}", allow_hmac=True).method == "hmac"
+    assert auth.identify(upper, request, allow_hmac=True).method == "hmac"
+    with pytest.raises(AuthError, match="X-Amber-Timestamp"):  # one second too old
+        Authenticator(auth.config, clock=lambda: at + 1).identify(headers, request,
+                                                                   allow_hmac=True)

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from consumers.api import create_app
-from consumers.api_auth import AuthConfig, sign
+from consumers.api_auth import AuthConfig, SignedRequest, webhook_headers
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
 from engine.eventlog_memory import InMemoryEventLog
@@ -101,8 +101,11 @@ def drive(cp: Checkpointer, graphs: Iterable[CompiledGraph]) -> int:
         total += len(events)
 
 
-def signed(body: bytes, actor: str | None = "bob", secret: bytes = SECRET) -> dict[str, str]:
-    headers = {"X-Amber-Signature": sign(secret, body), "Content-Type": "application/json"}
-    if actor is not None:
-        headers["X-Amber-Actor"] = actor
-    return headers
+def signed(body: bytes, actor: str | None = "bob", secret: bytes = SECRET, *,
+           path: str = "/threads/w/decisions", now: float | None = None) -> dict[str, str]:
+    """Webhook headers signing a POST of `body` to `path` as `actor` (None: no actor header)."""
+    request = SignedRequest(method="POST", target=path, body=body)
+    headers = webhook_headers(secret, request, actor="bob" if actor is None else actor, now=now)
+    if actor is None:
+        del headers["X-Amber-Actor"]
+    return {**headers, "Content-Type": "application/json"}
