@@ -215,3 +215,27 @@ def test_a_background_connect_that_failed_is_reported_once_by_the_next_call(
         assert len(attempts) == 2
     finally:
         dead.close()
+
+
+def test_a_broker_back_within_the_ack_timeout_is_waited_for(
+        log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log.append_raw("t-back", b"before")
+    client = _client(log)
+    real_address = client._cluster.address
+    gone = ("127.0.0.1", _closed_port())
+    refused: list[int] = []
+
+    def away_for_a_while(node: int) -> tuple[str, int]:
+        if len(refused) < 3:  # as a restarting broker refuses connections for a moment
+            refused.append(node)
+            return gone
+        return real_address(node)
+
+    for lane in client._idle:
+        lane.close()  # the next request must connect again
+    monkeypatch.setattr(client._cluster, "address", away_for_a_while)
+
+    log.append_raw("t-back", b"after")
+
+    assert len(refused) == 3
+    assert _records(log, "t-back") == [b"before", b"after"]
