@@ -31,6 +31,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from consumers import api_errors
 from consumers.api_auth import AuthConfig, Authenticator, Identity, SignedRequest
 from consumers.api_commands import Commands, thread_id_for_key
+from consumers.api_errors import UnpinnedWebhookError
 from consumers.api_models import (
     GRAPH_PATTERN,
     ID_PATTERN,
@@ -104,10 +105,11 @@ Writer = Annotated[Identity, Depends(_writer)]
 _API_POOL = 12
 
 def _target(request: Request) -> str:
-    """The path and query as the client sent them: what a webhook signs."""
+    """The percent-encoded path and query as they reach the app: what a webhook signs."""
     raw = request.scope.get("raw_path") or request.url.path.encode("utf-8")
     query = request.scope.get("query_string") or b""
-    return (raw + (b"?" + query if query else b"")).decode("latin-1")
+    # surrogateescape: any raw byte survives the round trip back to bytes in signed_message
+    return (raw + (b"?" + query if query else b"")).decode("utf-8", "surrogateescape")
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -145,6 +147,9 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
                      response: Response, idempotency_key: IdempotencyKey = None,
                      ) -> StartResponse:
         """Start a thread of a served graph; workers run it. Retries are answered once."""
+        if who.method == "hmac" and request_body.thread_id is None:
+            raise UnpinnedWebhookError("a signed start must name its thread_id, so that a "
+                                       "replay of it repeats instead of starting another")
         thread_id = request_body.thread_id or (
             thread_id_for_key(who.actor, idempotency_key) if idempotency_key
             else str(uuid.uuid4()))
@@ -165,6 +170,9 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         An identical retry (same actor, value and interrupt) gets the first answer.
         """
         del idempotency_key  # a retry is recognised from the log: same actor, value, interrupt
+        if who.method == "hmac" and request_body.interrupt_id is None:
+            raise UnpinnedWebhookError("a signed decision must name its interrupt_id, so "
+                                       "that a replay of it cannot answer a later interrupt")
         answer = commands.decide(thread_id=thread_id, value=request_body.value,
                                  interrupt_id=request_body.interrupt_id,
                                  reason=request_body.reason, actor=who.actor)

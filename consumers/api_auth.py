@@ -11,7 +11,9 @@ Two ways to authenticate, checked in this order:
   "webhook:<name>". The actor and the target are signed so that a captured
   request cannot be replayed as someone else or against another thread, and
   the timestamp must lie within MAX_SKEW_S of now so that it cannot be replayed
-  later. Accepted on POST endpoints only.
+  later. Within that window a replay is an identical retry: the API requires a
+  signed request to name what it acts on (see consumers.api). Accepted on POST
+  endpoints only.
 
 The actor recorded on an event always comes from here, never from a request
 body. With neither variable set every authenticated endpoint answers 401.
@@ -29,8 +31,9 @@ from dataclasses import dataclass, field
 
 from engine.errors import SettingsError
 
-_ACTOR = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,126}$")  # printable ASCII, no leading blank
+_ACTOR = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,126}")  # printable ASCII, no leading blank
 _SIGNATURE = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # unix seconds; the bound keeps int() cheap
 _MIN_SECRET_BYTES = 16
 MAX_SKEW_S = 300  # how far a webhook's X-Amber-Timestamp may lie from the server's clock
 
@@ -76,7 +79,7 @@ def parse_tokens(raw: str) -> dict[str, str]:
         if not entry:
             continue
         token, sep, actor = (part.strip() for part in entry.partition("="))
-        if not sep or not token or not _ACTOR.match(actor) or not token.isprintable():
+        if not sep or not token or not _ACTOR.fullmatch(actor) or not token.isprintable():
             raise SettingsError("AMBER_API_TOKENS",
                                 "entries must look like token=actor (printable ASCII actor)")
         if token in tokens:
@@ -90,14 +93,16 @@ class SignedRequest:
     """What of an HTTP request a signature covers."""
 
     method: str  # "POST"
-    target: str  # path and query as sent, e.g. "/threads/t-1/decisions"
+    # The percent-encoded path, and "?" + query if there is one, as they reach the
+    # app (behind a proxy that rewrites paths, what reaches Amber is what counts).
+    target: str  # e.g. "/threads/t-1/decisions"
     body: bytes
 
 
 def signed_message(request: SignedRequest, *, timestamp: str, actor: str) -> bytes:
     """The bytes a webhook signs: version, timestamp, method, target and actor, then the body."""
     head = f"v1\n{timestamp}\n{request.method.upper()}\n{request.target}\n{actor}\n"
-    return head.encode("utf-8") + request.body
+    return head.encode("utf-8", "surrogateescape") + request.body
 
 
 def sign(secret: bytes, request: SignedRequest, *, timestamp: str, actor: str) -> str:
@@ -109,6 +114,9 @@ def sign(secret: bytes, request: SignedRequest, *, timestamp: str, actor: str) -
 def webhook_headers(secret: bytes, request: SignedRequest, *, actor: str,
                     now: float | None = None) -> dict[str, str]:
     """The three headers a sender adds to sign `request` as `actor`."""
+    if not _ACTOR.fullmatch(actor):
+        raise ValueError("the actor must be printable ASCII without a leading blank, "
+                         "at most 127 characters")
     timestamp = str(int(time.time() if now is None else now))
     return {"X-Amber-Timestamp": timestamp, "X-Amber-Actor": actor,
             "X-Amber-Signature": sign(secret, request, timestamp=timestamp, actor=actor)}
@@ -155,20 +163,17 @@ class Authenticator:
         if match is None:
             raise AuthError("X-Amber-Signature must be 'sha256=<64 hex digits>'")
         actor = headers.get("x-amber-actor")
-        if actor is None or not _ACTOR.match(actor):
+        if actor is None or not _ACTOR.fullmatch(actor):
             raise AuthError("a signed webhook needs X-Amber-Actor (printable ASCII, "
                             "at most 127 characters)")
-        timestamp = self._fresh(headers.get("x-amber-timestamp"))
+        timestamp = headers.get("x-amber-timestamp")
+        if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
+            raise AuthError("a signed webhook needs X-Amber-Timestamp (unix seconds)")
         expected = sign(secret, request, timestamp=timestamp, actor=actor)
         if not hmac.compare_digest(expected, f"sha256={match.group(1).lower()}"):
             raise AuthError("X-Amber-Signature does not match the request")
-        return Identity(actor=f"webhook:{actor}", method="hmac")
-
-    def _fresh(self, timestamp: str | None) -> str:
-        """The X-Amber-Timestamp header if it is whole seconds within MAX_SKEW_S of now."""
-        if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
-            raise AuthError("a signed webhook needs X-Amber-Timestamp (unix seconds)")
+        # Checked only once the signature holds: an unsigned caller learns nothing of our clock.
         if abs(self._clock() - int(timestamp)) > MAX_SKEW_S:
             raise AuthError(f"X-Amber-Timestamp is more than {MAX_SKEW_S} s from now: "
                             "a stale or replayed request")
-        return timestamp
+        return Identity(actor=f"webhook:{actor}", method="hmac")

@@ -69,6 +69,14 @@ class NotOnWorkersError(RunError):
     """A decision for a thread run inline: no worker would continue it (use `amber resume`)."""
 
 
+class UnpinnedWebhookError(AmberError):
+    """A signed request that does not name its thread (start) or interrupt (decision).
+
+    A signature stays valid for a few minutes; pinned, a replay of it in that time
+    is an identical retry, answered as the first.
+    """
+
+
 class IdempotencyMismatchError(RunError):
     """A retried start (same thread id) whose actor, graph or input differs from the first."""
 
@@ -86,6 +94,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (IdempotencyMismatchError, 409, "idempotency_mismatch"),
     (NotOnWorkersError, 409, "not_on_workers"),
     (UnknownGraphError, 422, "unknown_graph"),
+    (UnpinnedWebhookError, 422, "unpinned_webhook"),
     (InvalidDecisionError, 422, "invalid_decision"),
     (StateValidationError, 422, "invalid_input"),
     (CanonicalJSONError, 422, "invalid_input"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -101,9 +103,13 @@ def _tampered(body: bytes) -> dict[str, str]:
     lambda body: signed(body, now=time.time() + MAX_SKEW_S + 5),
     lambda body: {k: v for k, v in signed(body).items() if k != "X-Amber-Timestamp"},
     lambda body: {**signed(body), "X-Amber-Timestamp": "soon"},
+    lambda body: {**signed(body), "X-Amber-Timestamp": "9" * 400},
+    lambda body: {**signed(body, now=time.time() - 3600),
+                  "X-Amber-Timestamp": str(int(time.time()))},
 ], ids=["wrong secret", "other body", "no actor", "empty actor", "padded actor", "not hex",
         "no prefix", "sha1", "actor swapped", "signed for another thread", "stale", "future",
-        "no timestamp", "timestamp not a number"])
+        "no timestamp", "timestamp not a number", "timestamp of 400 digits",
+        "old signature, fresh timestamp"])
 def test_bad_signatures_are_401_and_append_nothing(api: Api, make_headers: Any) -> None:
     api.waiting("w")
     body = json.dumps({"value": True}).encode()
@@ -158,10 +164,41 @@ def test_config_from_env() -> None:
         AuthConfig.from_env({"AMBER_WEBHOOK_SECRET": "short"})
 
 
-def test_a_signed_request_replayed_against_another_thread_is_refused(api: Api) -> None:
+def test_the_signature_is_the_documented_hmac() -> None:
+    # Written out by hand, as a sender in another language would: a change of format breaks this.
+    message = b'v1\n1800000000\nPOST\n/threads/t-1/decisions\nerp-7\n{"value":true}'
+    expected = "sha256=" + hmac.new(SECRET, message, hashlib.sha256).hexdigest()
+    request = SignedRequest(method="POST", target="/threads/t-1/decisions",
+                            body=b'{"value":true}')
+
+    headers = webhook_headers(SECRET, request, actor="erp-7", now=1_800_000_000.9)
+
+    assert headers == {"X-Amber-Timestamp": "1800000000", "X-Amber-Actor": "erp-7",
+                       "X-Amber-Signature": expected}
+    with pytest.raises(ValueError):
+        webhook_headers(SECRET, request, actor="erp-7\n")
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/threads/w/decisions", {"value": {"approved": True}}),
+    ("/threads", {"graph": "doc_approval"}),
+], ids=["decision without interrupt_id", "start without thread_id"])
+def test_a_signed_request_must_name_what_it_acts_on(api: Api, path: str,
+                                                    body: dict[str, Any]) -> None:
     api.waiting("w")
+    raw = json.dumps(body).encode()
+    before = api.ends()
+
+    r = api.client.post(path, content=raw, headers=signed(raw, "erp-7", path=path))
+
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unpinned_webhook"
+    assert api.ends() == before
+
+
+def test_a_signed_request_replayed_against_another_thread_is_refused(api: Api) -> None:
+    interrupt_id = api.waiting("w")
     api.waiting("w2")
-    body = json.dumps({"value": {"approved": True}}).encode()
+    body = json.dumps({"value": {"approved": True}, "interrupt_id": interrupt_id}).encode()
     headers = signed(body, "erp-7")  # signed for /threads/w/decisions
     assert _decision(api, "w", headers, body).status_code == 202
     before = api.ends()

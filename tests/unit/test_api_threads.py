@@ -146,8 +146,8 @@ def test_a_decision_is_recorded_for_the_authenticated_actor_and_workers_finish(a
 
 
 def test_a_signed_webhook_decides_as_webhook_actor(api: Api) -> None:
-    api.waiting("d2")
-    body = json.dumps({"value": {"approved": False}}).encode()
+    interrupt_id = api.waiting("d2")
+    body = json.dumps({"value": {"approved": False}, "interrupt_id": interrupt_id}).encode()
     path = "/threads/d2/decisions"
     r = api.client.post(path, content=body, headers=signed(body, "crm", path=path))
     assert r.status_code == 202 and r.json()["actor"] == "webhook:crm"
