@@ -95,11 +95,10 @@ class DirectClient:
                  **client: Any) -> None:
         self._cluster = ClusterView(topic=topic, timeout_s=timeout_s, client_id=client_id,
                                     **client)
-        try:
+        # The broker answered (ClusterView bootstrapped); a topic created a moment ago
+        # may still be missing from its metadata, and each call waits for it anyway.
+        with contextlib.suppress(Errors.KafkaError):
             self._cluster.refresh(time.monotonic() + timeout_s)
-        except BaseException:
-            self._cluster.close()
-            raise
         self._lane_args = (self._cluster, client_id, timeout_s)
         self._idle: list[_Lane] = []
         self._closed = False

@@ -239,3 +239,18 @@ def test_a_broker_back_within_the_ack_timeout_is_waited_for(
 
     assert len(refused) == 3
     assert _records(log, "t-back") == [b"before", b"after"]
+
+
+def test_a_client_made_before_its_topic_exists_appends_once_the_topic_does(
+        stack: Endpoints, topic_prefix: str) -> None:
+    log = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.late",
+                        ack_timeout_s=10.0)
+    try:
+        log._direct()  # metadata without the topic: as right after it was created elsewhere
+        log.ensure_topic()
+
+        position = log.append_raw("t-late", b"first")
+
+        assert _records(log, "t-late") == [b"first"] and position.offset == 0
+    finally:
+        log.close()
