@@ -29,9 +29,9 @@ class AmberCheckpointer:
         from projector.reader import PostgresProjectionReader
 
         log = event_log(settings)
-        log.connect_soon()  # while PostgreSQL connects (the pool does that in the background too)
         if ensure_topic:
             log.ensure_topic()
+        log.connect_soon()  # while PostgreSQL connects (the pool does that in the background too)
         reader = PostgresProjectionReader(_named(settings.database_url, f"amber-{role}"),
                                           topic=settings.events_topic, pool_size=pool_size)
         return Checkpointer(log=log, projection=reader,

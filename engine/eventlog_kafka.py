@@ -64,7 +64,8 @@ class KafkaEventLog(EventLog):
         self._ack_timeout_s = ack_timeout_s
         self._client_id = client_id
         self._direct_client: DirectClient | None = None
-        self._connect_error: EventLogError | None = None  # from connect_soon's attempt
+        self._connect_error: tuple[float, EventLogError] | None = None  # connect_soon's failure
+        self._closed = False  # set by close(): a late background connect then gives up
         self._lock = threading.Lock()  # guards the direct client's creation
 
     def _common(self) -> dict[str, Any]:
@@ -87,24 +88,35 @@ class KafkaEventLog(EventLog):
                          daemon=True).start()
 
     def _connect_in_background(self) -> None:
-        with contextlib.suppress(EventLogError):  # kept for the first caller, see _direct
+        with contextlib.suppress(Exception):  # the first call that needs Kafka reports it
             self._direct(background=True)
 
     def _direct(self, *, background: bool = False) -> DirectClient:
+        client = self._direct_client
+        if client is not None:
+            return client
+        asked = time.monotonic()
         with self._lock:
-            if self._direct_client is None and self._connect_error is not None:
-                error, self._connect_error = self._connect_error, None
-                raise error  # a caller that waited out that attempt is not made to wait twice
+            if background and self._closed:  # closed while this thread was starting
+                raise EventLogError("the event log was closed", retryable=False)
             if self._direct_client is None:
-                try:
-                    self._direct_client = DirectClient(
-                        topic=self.topic, timeout_s=self._ack_timeout_s, **self._common())
-                except KafkaError as e:
-                    error = _translate(e, "connecting to Kafka")
-                    if background:
-                        self._connect_error = error
-                    raise error from e
+                self._direct_client = self._connect(asked, background=background)
             return self._direct_client
+
+    def _connect(self, asked: float, *, background: bool) -> DirectClient:
+        """A new client; under the lock. A background failure is kept for the caller
+        that waited for it (not made to wait twice), and for nobody who came later."""
+        failed, self._connect_error = self._connect_error, None
+        if failed is not None and failed[0] >= asked:
+            raise failed[1]
+        try:
+            return DirectClient(topic=self.topic, timeout_s=self._ack_timeout_s,
+                                **self._common())
+        except KafkaError as e:
+            error = _translate(e, "connecting to Kafka")
+            if background:
+                self._connect_error = (time.monotonic(), error)
+            raise error from e
 
     def ensure_topic(self) -> None:
         """Create the topic (N partitions, never expiring) unless it exists."""
@@ -201,6 +213,8 @@ class KafkaEventLog(EventLog):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
+            self._connect_error = None
             if self._direct_client is not None:
                 self._direct_client.close()
                 self._direct_client = None

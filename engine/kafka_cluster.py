@@ -22,6 +22,9 @@ class ClusterView:
     def __init__(self, *, topic: str, timeout_s: float, **client: Any) -> None:
         self.topic = topic
         self._client = KafkaNetClient(**client)
+        # Asking for a topic's metadata must never create it with the broker's defaults
+        # (one partition, a week's retention): the events topic is made by ensure_topic.
+        self._client.cluster.config["allow_auto_create_topics"] = False
         try:
             self._client.check_version(timeout_ms=int(timeout_s * 1000))
         except BaseException:
@@ -29,14 +32,17 @@ class ClusterView:
             raise
         self._topic_set = False
         self._versions: dict[Any, int] = {}
-        self._lock = threading.Lock()  # kafka-python's client is driven by one thread at a time
+        # kafka-python's client is driven by one thread at a time; the metadata it
+        # keeps is read without this lock, so a refresh never stalls other calls.
+        self._poll_lock = threading.Lock()
 
     def refresh(self, deadline: float) -> None:
         """Load the topic's metadata again; KafkaTimeoutError if no answer by `deadline`."""
-        with self._lock:
+        with self._poll_lock:
             cluster = self._client.cluster
-            first, self._topic_set = not self._topic_set, True
-            future = cluster.set_topics([self.topic]) if first else cluster.request_update()
+            future = cluster.request_update() if self._topic_set else \
+                cluster.set_topics([self.topic])
+            self._topic_set = True
             self._client.poll(timeout_ms=ms_left(deadline), future=future)
         if not future.is_done:
             raise Errors.KafkaTimeoutError(f"no metadata for topic {self.topic}")
@@ -44,34 +50,48 @@ class ClusterView:
             raise future.exception
 
     def leader(self, partition: int) -> int | None:
-        with self._lock:
-            node = self._client.cluster.leader_for_partition(TopicPartition(self.topic, partition))
+        node = self._client.cluster.leader_for_partition(TopicPartition(self.topic, partition))
         return None if node is None or node < 0 else int(node)
 
+    def no_leader(self, partition: int) -> Exception:
+        """Why `partition` has no leader: retriable unless the partition cannot exist."""
+        known = self._client.cluster.partitions_for_topic(self.topic)
+        why: Exception
+        if known is None:
+            why = Errors.UnknownTopicOrPartitionError(
+                f"topic {self.topic} not found (ensure_topic() creates it, as `amber start` does)")
+        elif partition >= len(known):
+            why = Errors.KafkaConfigurationError(
+                f"topic {self.topic} has {len(known)} partitions, so no partition {partition}: "
+                "AMBER_PARTITIONS must match the topic")
+        else:
+            why = Errors.LeaderNotAvailableError(f"{self.topic}-{partition} has no leader")
+        return why
+
     def address(self, node: int) -> tuple[str, int]:
-        with self._lock:
-            broker = self._client.cluster.broker_metadata(node)
+        broker = self._client.cluster.broker_metadata(node)
         if broker is None:
             raise Errors.LeaderNotAvailableError(f"broker {node} unknown")
         return str(broker.host), int(broker.port)
 
     def any_node(self) -> int | None:
-        with self._lock:
+        with self._poll_lock:
             node = self._client.least_loaded_node()
         return None if node is None else int(node)
 
     def version(self, request: Any, low: int = 0, high: int = 99) -> int:
         """Newest version of `request` both sides speak, at most `high`, at least `low`."""
-        with self._lock:
-            if request not in self._versions:
-                version = int(self._client.api_version(request, max_version=high))
-                if version < low:
-                    raise Errors.IncompatibleBrokerVersion(f"{request.__name__} v{low}+ needed")
-                self._versions[request] = version
-            return self._versions[request]
+        known = self._versions.get(request)
+        if known is not None:
+            return known
+        version = int(self._client.api_version(request, max_version=high))
+        if version < low:
+            raise Errors.IncompatibleBrokerVersion(f"{request.__name__} v{low}+ needed")
+        self._versions[request] = version
+        return version
 
     def close(self) -> None:
-        with self._lock:
+        with self._poll_lock:
             self._client.close()
 
 

@@ -58,6 +58,7 @@ _FETCH_VERSIONS = (4, 12)
 # Well under the broker's default message.max.bytes (1 MiB) per batch.
 BATCH_BYTES = 512 * 1024
 _BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 1.0
 MAX_IDLE_LANES = 16
 # The broker must answer a produce (if only with REQUEST_TIMED_OUT) before we stop
 # listening: an answer lost to our own deadline leaves the batch's fate unknown.
@@ -95,10 +96,14 @@ class DirectClient:
                  **client: Any) -> None:
         self._cluster = ClusterView(topic=topic, timeout_s=timeout_s, client_id=client_id,
                                     **client)
-        # The broker answered (ClusterView bootstrapped); a topic created a moment ago
-        # may still be missing from its metadata, and each call waits for it anyway.
-        with contextlib.suppress(Errors.KafkaError):
-            self._cluster.refresh(time.monotonic() + timeout_s)
+        try:
+            # The broker answered (ClusterView bootstrapped); a topic created a moment ago
+            # may still be missing from its metadata, and each call waits for it anyway.
+            with contextlib.suppress(Errors.KafkaError):
+                self._cluster.refresh(time.monotonic() + timeout_s)
+        except BaseException:
+            self._cluster.close()
+            raise
         self._lane_args = (self._cluster, client_id, timeout_s)
         self._idle: list[_Lane] = []
         self._closed = False
@@ -108,6 +113,8 @@ class DirectClient:
     def _lane(self) -> Iterator[_Lane]:
         """A lane no other call is using, returned to the pool afterwards."""
         with self._lock:
+            if self._closed:
+                raise Errors.KafkaConnectionError("the Kafka client is closed")
             lane = self._idle.pop() if self._idle else None
         lane = lane or _Lane(*self._lane_args)
         try:
@@ -334,20 +341,27 @@ class _Lane:
         for p, item in items.items():
             node = self._meta.leader(p)
             if node is None:
-                errors[p] = Errors.LeaderNotAvailableError(f"{self._topic}-{p} has no leader")
+                errors[p] = self._meta.no_leader(p)
             else:
                 groups[node][p] = item
         return groups
 
     def _recover(self, errors: dict[int, Exception], deadline: float) -> None:
-        """Raise the first error that retrying cannot mend, or any once time is up."""
+        """Raise the first error that retrying cannot mend, or any once time is up.
+
+        Otherwise back off (longer the longer the call has been failing: a topic
+        that does not exist should not cost a metadata request every 50 ms).
+        """
         first = next(iter(errors.values()), Errors.KafkaTimeoutError("nothing answered"))
         for error in errors.values():
             if not (getattr(error, "retriable", False) or isinstance(error, _NEW_IDENTITY)):
                 raise error
-        if time.monotonic() + _BACKOFF_S >= deadline:
+        remaining = deadline - time.monotonic()
+        if remaining < _BACKOFF_S:
             raise first
-        time.sleep(_BACKOFF_S)  # a leader moving or a broker restarting takes a while
+        failing_s = self._timeout_s - remaining
+        backoff = min(_MAX_BACKOFF_S, max(_BACKOFF_S, failing_s / 4), remaining - _BACKOFF_S / 2)
+        time.sleep(backoff)  # a leader moving or a broker restarting takes a while
         if any(getattr(e, "invalid_metadata", False) for e in errors.values()):
             self._refresh(deadline)
 

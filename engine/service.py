@@ -30,7 +30,12 @@ from engine.events import Event, EventType
 from engine.faults import fault_point
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView, advance
-from engine.projection import Progress, ThreadHead, ThreadNotFoundError
+from engine.projection import (
+    CheckpointNotFoundError,
+    Progress,
+    ThreadHead,
+    ThreadNotFoundError,
+)
 from engine.race import first_writer_wins
 
 _REPEAT_WINDOW = 200  # how far back a retried decision is recognised
@@ -124,8 +129,10 @@ class ThreadService:
     def load(self, thread_id: str) -> Cursor:
         found, end = read_head(self.cp, thread_id)
         view, head = found.view, found.head
-        if view is None or head is None:
+        if view is None:
             raise ThreadNotFoundError(thread_id)
+        if head is None:
+            raise CheckpointNotFoundError(thread_id, view.head.seq)
         if view.graph != self.graph.name:
             raise GraphMismatchError(f"thread {thread_id!r} runs graph {view.graph!r}, "
                                      f"not {self.graph.name!r}")

@@ -159,11 +159,13 @@ class PostgresProjectionReader(ProjectionReader):
             row = conn.execute(_THREAD_HEAD, params).fetchone()
         assert row is not None  # the outer (SELECT 1) always yields a row
         progress = _progress(row[0], row[1])
-        rest = row[2:]
-        if rest[0] is None:
+        thread, head = row[2:2 + len(THREAD_COLUMNS)], row[2 + len(THREAD_COLUMNS):]
+        if thread[0] is None:
             return ThreadHead(progress=progress, view=None, head=None)
-        event, position = row_event(rest[len(THREAD_COLUMNS):])
-        return ThreadHead(progress=progress, view=row_thread(rest),
+        if head[0] is None:  # cannot happen: the projector writes both in one transaction
+            return ThreadHead(progress=progress, view=row_thread(thread), head=None)
+        event, position = row_event(head)
+        return ThreadHead(progress=progress, view=row_thread(thread),
                           head=Checkpoint(event=event, position=position))
 
     def projected_offsets(self) -> dict[int, int]:

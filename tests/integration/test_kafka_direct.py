@@ -20,6 +20,7 @@ from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog_kafka import FETCH_BYTES, KafkaEventLog
 from engine.kafka_direct import BATCH_BYTES, DirectClient
 from tests.stack import Endpoints
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 _PRODUCE = 0  # Kafka's api key of ProduceRequest
@@ -187,9 +188,10 @@ def test_a_broker_lost_mid_session_is_unavailable_at_the_deadline(
         log.close()
 
 
-@pytest.mark.timeout(60)
-def test_a_background_connect_that_failed_is_reported_once_by_the_next_call(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def _dead_with_counted_connects(monkeypatch: pytest.MonkeyPatch,
+                                hold: threading.Event | None = None,
+                                ) -> tuple[KafkaEventLog, list[str]]:
+    """A log on a closed port; its connection attempts are listed by thread name."""
     import engine.eventlog_kafka as adapter
 
     attempts: list[str] = []
@@ -197,24 +199,89 @@ def test_a_background_connect_that_failed_is_reported_once_by_the_next_call(
 
     def counted(**kwargs: object) -> DirectClient:
         attempts.append(threading.current_thread().name)
+        if hold is not None and threading.current_thread().name == "amber-kafka-connect":
+            hold.wait(timeout=30)
         return real(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(adapter, "DirectClient", counted)
     dead = KafkaEventLog(bootstrap=f"127.0.0.1:{_closed_port()}", topic="amber-dead.events",
                          ack_timeout_s=1.0)
+    return dead, attempts
+
+
+def _connecting() -> threading.Thread:
+    return next(t for t in threading.enumerate() if t.name == "amber-kafka-connect")
+
+
+@pytest.mark.timeout(60)
+def test_a_call_that_waited_for_a_failed_background_connect_gets_its_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hold = threading.Event()
+    dead, attempts = _dead_with_counted_connects(monkeypatch, hold)
     try:
         dead.connect_soon()
-        connecting = next(t for t in threading.enumerate() if t.name == "amber-kafka-connect")
-        connecting.join(timeout=30)
+        wait_until(lambda: bool(attempts), 10, "the background attempt to begin (holding the lock)")
+        hold.set()  # it now fails after the 1 s ack timeout, while we wait for it
 
         with pytest.raises(LogUnavailableError):
-            dead.append_raw("t-dead", b"x")  # the background attempt's error, at once
-        assert attempts == ["amber-kafka-connect"]
-        with pytest.raises(LogUnavailableError):
-            dead.append_raw("t-dead", b"x")  # a later call tries again
-        assert len(attempts) == 2
+            dead.append_raw("t-dead", b"x")
+
+        assert attempts == ["amber-kafka-connect"]  # not waited out a second time
     finally:
         dead.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_background_connect_that_failed_earlier_is_not_held_against_a_later_call(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    dead, attempts = _dead_with_counted_connects(monkeypatch)
+    try:
+        dead.connect_soon()
+        _connecting().join(timeout=30)  # failed before anybody asked
+
+        with pytest.raises(LogUnavailableError):
+            dead.append_raw("t-dead", b"x")
+
+        assert attempts == ["amber-kafka-connect", "MainThread"]  # the call tried for itself
+    finally:
+        dead.close()
+
+
+def test_metadata_requests_never_create_a_topic(log: KafkaEventLog) -> None:
+    # Brokers create a topic on a metadata request unless told not to (or configured
+    # so): the events topic must only ever come from ensure_topic().
+    request = _client(log)._cluster._client.cluster.metadata_request()
+    assert request.allow_auto_topic_creation is False
+
+
+def test_a_partition_past_the_topics_count_is_a_permanent_error_at_once(
+        stack: Endpoints, log: KafkaEventLog) -> None:
+    wider = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=log.topic, partitions=24,
+                          ack_timeout_s=10.0)
+    key = next(f"t-wide-{i}" for i in range(1000) if wider.partition_of(f"t-wide-{i}") >= 12)
+    began = time.monotonic()
+    try:
+        with pytest.raises(EventLogError) as caught:
+            wider.append_raw(key, b"x")
+    finally:
+        wider.close()
+
+    assert not caught.value.retryable
+    assert "has 12 partitions" in str(caught.value)
+    assert time.monotonic() - began < 5  # not retried until the 10 s timeout
+
+
+def test_a_missing_topic_is_named_when_the_ack_timeout_runs_out(
+        stack: Endpoints, topic_prefix: str) -> None:
+    absent = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.absent",
+                           ack_timeout_s=1.0)
+    try:
+        with pytest.raises(EventLogError) as caught:
+            absent.append_raw("t-absent", b"x")
+    finally:
+        absent.close()
+
+    assert "not found" in str(caught.value) and f"{topic_prefix}.absent" in str(caught.value)
 
 
 def test_a_broker_back_within_the_ack_timeout_is_waited_for(
