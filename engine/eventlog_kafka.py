@@ -54,6 +54,15 @@ def _translate(e: Exception, doing: str) -> EventLogError:
     return EventLogError(f"Kafka failed while {doing}: {e!r}", retryable=retryable)
 
 
+@contextlib.contextmanager
+def _translated(doing: str) -> Iterator[None]:
+    """kafka-python's errors raised inside, as the EventLogError `_translate` makes of them."""
+    try:
+        yield
+    except KafkaError as e:
+        raise _translate(e, doing) from e
+
+
 class KafkaEventLog(EventLog):
     """Events topic on a Kafka cluster; create it with `ensure_topic()`."""
 
@@ -120,27 +129,21 @@ class KafkaEventLog(EventLog):
 
     def ensure_topic(self) -> None:
         """Create the topic (N partitions, never expiring) unless it exists."""
-        try:
+        with _translated("connecting the admin client"):
             admin = KafkaAdminClient(**self._common())
-        except KafkaError as e:
-            raise _translate(e, "connecting the admin client") from e
         try:
             topic = NewTopic(self.topic, self.partitions, 1, topic_configs=TOPIC_CONFIG)
-            admin.create_topics([topic])
-        except TopicAlreadyExistsError:
-            pass
-        except KafkaError as e:
-            raise _translate(e, f"creating topic {self.topic}") from e
+            with _translated(f"creating topic {self.topic}"), \
+                    contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([topic])
         finally:
             admin.close()
 
     def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
         keyed = [(self.partition_of(k), k.encode("utf-8"), v) for k, v in records]
         client = self._direct()
-        try:
+        with _translated(f"appending {len(records)} record(s)"):
             offsets = client.send(keyed)
-        except KafkaError as e:
-            raise _translate(e, f"appending {len(records)} record(s)") from e
         return [Position(p, offset) for (p, _k, _v), offset in zip(keyed, offsets, strict=True)]
 
     def end_offsets(self) -> dict[int, int]:
@@ -151,10 +154,8 @@ class KafkaEventLog(EventLog):
 
     def _ends(self, partitions: Iterable[int]) -> dict[int, int]:
         client = self._direct()
-        try:
+        with _translated("reading end offsets"):
             ends: dict[int, int] = client.end_offsets(partitions)
-        except KafkaError as e:
-            raise _translate(e, "reading end offsets") from e
         return ends
 
     def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
@@ -172,14 +173,13 @@ class KafkaEventLog(EventLog):
         missing that record is then refused by its first-writer-wins read-back.
         """
         client = self._direct()
-        try:
-            first = client.fetch(partition, start, wait_ms=0,
-                                 max_bytes=FETCH_BYTES if most > 0 else 1)
-        except OffsetOutOfRangeError:  # the projection is past the log (topic recreated?)
-            end = self.end_offset(partition)
-            return Tail(end, [] if start >= end else None)
-        except KafkaError as e:
-            raise _translate(e, f"reading partition {partition}") from e
+        with _translated(f"reading partition {partition}"):
+            try:
+                first = client.fetch(partition, start, wait_ms=0,
+                                     max_bytes=FETCH_BYTES if most > 0 else 1)
+            except OffsetOutOfRangeError:  # the projection is past the log (topic recreated?)
+                end = self.end_offset(partition)
+                return Tail(end, [] if start >= end else None)
         if first.end - start > most:
             return Tail(first.end, None)
         return Tail(first.end, self._fetch_range(partition, first.end, first))
@@ -201,10 +201,8 @@ class KafkaEventLog(EventLog):
 
     def _fetch(self, partition: int, offset: int, *, wait_ms: int) -> Fetched:
         client = self._direct()
-        try:
+        with _translated(f"reading partition {partition}"):
             return client.fetch(partition, offset, max_bytes=FETCH_BYTES, wait_ms=wait_ms)
-        except KafkaError as e:
-            raise _translate(e, f"reading partition {partition}") from e
 
     def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
         fetch = ({"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": GATHER_BYTES}
@@ -221,14 +219,12 @@ class KafkaEventLog(EventLog):
 
 
 def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
-    try:
-        # A fresh consumer's first poll otherwise sleeps retry_backoff_ms (100) up to
-        # twice while metadata loads: measured 90 ms of a cold `amber resume`.
-        options = {"retry_backoff_ms": 10, **extra}
+    # A fresh consumer's first poll otherwise sleeps retry_backoff_ms (100) up to
+    # twice while metadata loads: measured 90 ms of a cold `amber resume`.
+    options = {"retry_backoff_ms": 10, **extra}
+    with _translated("connecting a consumer"):
         return KafkaConsumer(group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest", **common, **options)
-    except KafkaError as e:
-        raise _translate(e, "connecting a consumer") from e
 
 
 def deliveries(batches: dict[TopicPartition, list[Any]]) -> list[Delivery]:
@@ -260,18 +256,14 @@ class KafkaLogReader(LogReader):
         self.reseek({})
 
     def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
-        try:
+        with _translated("polling"):
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000),
                                           max_records=max_records)
-        except KafkaError as e:
-            raise _translate(e, "polling") from e
         return deliveries(batches)
 
     def positions(self) -> dict[int, int]:
-        try:
+        with _translated("reading positions"):
             return {p: self._consumer.position(tp) for p, tp in self._tps.items()}
-        except KafkaError as e:
-            raise _translate(e, "reading positions") from e
 
     def close(self) -> None:
         self._consumer.close()
