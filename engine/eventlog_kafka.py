@@ -40,7 +40,7 @@ from engine.eventlog import (
     Tail,
     decode_delivery,
 )
-from engine.kafka_direct import DirectClient, Fetched
+from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
 
 FETCH_BYTES = 1 << 20
 
@@ -163,7 +163,7 @@ class KafkaEventLog(EventLog):
         stop = self.end_offset(partition) if end is None else end
         if start >= stop:
             return iter(())
-        return iter(self._fetch_range(partition, stop, Fetched([], stop, start)))
+        return iter(self._fetch_range(partition, start, stop))
 
     def tail(self, partition: int, start: int, *, most: int) -> Tail:
         """One fetch answers both: it carries the end offset and the records before it.
@@ -182,11 +182,13 @@ class KafkaEventLog(EventLog):
                 return Tail(end, [] if start >= end else None)
         if first.end - start > most:
             return Tail(first.end, None)
-        return Tail(first.end, self._fetch_range(partition, first.end, first))
+        return Tail(first.end, self._fetch_range(partition, first.next_offset, first.end,
+                                                 first.records))
 
-    def _fetch_range(self, partition: int, stop: int, first: Fetched) -> list[Delivery]:
-        """Records from where `first` began up to `stop`, beginning with `first`'s."""
-        records, next_offset = list(first.records), first.next_offset
+    def _fetch_range(self, partition: int, next_offset: int, stop: int,
+                     fetched: Iterable[FetchedRecord] = ()) -> list[Delivery]:
+        """Records up to `stop`: those already `fetched`, then more from `next_offset`."""
+        records = list(fetched)
         stall_deadline = time.monotonic() + READ_STALL_S
         while next_offset < stop:
             more = self._fetch(partition, next_offset, wait_ms=100)
