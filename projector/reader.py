@@ -47,9 +47,11 @@ SELECT c.seq = base.seq, CASE WHEN c.seq = base.seq THEN c.snapshot ELSE c.delta
 FROM checkpoints c, base
 WHERE c.thread_id = %(t)s AND c.seq >= base.seq AND c.seq <= %(s)s
 ORDER BY c.seq"""
+# A position and how long ago the projector advanced it (see _progress).
+_PROGRESS = "{p}next_offset, extract(epoch FROM clock_timestamp() - {p}committed_at)"
 # Progress, thread row and head event in one statement: one snapshot, one round trip.
 _THREAD_HEAD = f"""
-SELECT p.next_offset, extract(epoch FROM clock_timestamp() - p.committed_at),
+SELECT {_PROGRESS.format(p="p.")},
        {column_list(THREAD_COLUMNS, "t")}, {column_list(EVENT_COLUMNS, "c")}
 FROM (SELECT 1) AS one
 LEFT JOIN projector_positions p
@@ -147,9 +149,9 @@ class PostgresProjectionReader(ProjectionReader):
     def progress(self, partition: int) -> Progress:
         with self._conn("reading a position") as conn:
             row = conn.execute(
-                "SELECT next_offset, extract(epoch FROM clock_timestamp() - committed_at) "
-                "FROM projector_positions WHERE group_id = %s AND topic = %s "
-                "AND kafka_partition = %s", (self.group, self.topic, partition)).fetchone()
+                f"SELECT {_PROGRESS.format(p='')} FROM projector_positions "
+                "WHERE group_id = %s AND topic = %s AND kafka_partition = %s",
+                (self.group, self.topic, partition)).fetchone()
         return _progress(None, None) if row is None else _progress(row[0], row[1])
 
     def thread_head(self, thread_id: str, partition: int) -> ThreadHead:
