@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stack import Endpoints, resolve
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.stack import IN_CI, Endpoints, require_confluent, resolve
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +72,23 @@ def kafka_log(stack: Endpoints, topic_prefix: str) -> Iterator[object]:
 
     log = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.events",
                         partitions=12)
+    log.ensure_topic()
+    yield log
+    log.close()
+
+
+@pytest.fixture
+def confluent_log(stack: Endpoints, topic_prefix: str) -> Iterator[object]:
+    """A ConfluentEventLog on a fresh topic with 12 partitions (the `fast` extra).
+
+    The `test` extra installs confluent-kafka, so CI always runs it; elsewhere a
+    missing package skips, saying how to install it.
+    """
+    require_confluent()
+    from engine.eventlog_confluent import ConfluentEventLog
+
+    log = ConfluentEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.events",
+                            partitions=12, client_id=f"amber-test-{uuid.uuid4().hex[:6]}")
     log.ensure_topic()
     yield log
     log.close()

@@ -7,6 +7,7 @@ With CI=true a service that cannot be had fails the run; it is never skipped.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -14,7 +15,24 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_confluent(*, module: bool = False) -> None:
+    """Go on only with confluent-kafka installed: fail in CI (the `test` extra has it), else skip.
+
+    `module`: called at a test module's top level, where a skip skips the module.
+    """
+    if importlib.util.find_spec("confluent_kafka") is not None:
+        return
+    if IN_CI:
+        pytest.fail("confluent-kafka is not installed in CI (it is in the `test` extra)",
+                    pytrace=False)
+    pytest.skip("confluent-kafka not installed: pip install -e '.[fast]'",
+                allow_module_level=module)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,7 @@ adapter through AMBER_KAFKA_CLIENT.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import random
 import subprocess
 import sys
@@ -28,13 +26,9 @@ from engine.eventlog import EventLog
 from engine.settings import Settings
 from tests.eventbuild import chain, poll_at_least
 from tests.processes import terminate
-from tests.stack import Endpoints
+from tests.stack import Endpoints, require_confluent
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-if importlib.util.find_spec("confluent_kafka") is None:  # pragma: no cover - depends on env
-    if IN_CI:
-        raise RuntimeError("confluent-kafka is not installed in CI (it is in the `test` extra)")
-    pytest.skip("confluent-kafka not installed: pip install -e '.[fast]'", allow_module_level=True)
+require_confluent(module=True)
 
 from confluent_kafka import Producer  # noqa: E402
 

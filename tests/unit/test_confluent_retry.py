@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
 
-if importlib.util.find_spec("confluent_kafka") is None:  # the `test` extra installs it
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        raise RuntimeError("confluent-kafka is not installed in CI (it is in the `test` extra)")
-    pytest.skip("confluent-kafka not installed: pip install -e '.[fast]'", allow_module_level=True)
+from tests.stack import require_confluent
 
-from confluent_kafka import KafkaError, KafkaException
+require_confluent(module=True)
 
-from engine.errors import EventLogError
-from engine.eventlog_confluent import _retrying
+from confluent_kafka import KafkaError, KafkaException  # noqa: E402
+
+from engine.errors import EventLogError  # noqa: E402
+from engine.eventlog_confluent import _retrying  # noqa: E402
 
 
 def _failing_then(code: int, failures: int) -> tuple[list[int], object]:
