@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from collections.abc import Iterable
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (a dead broker's, or one for a server to take)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def terminate(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float = 20) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from consumers.api_auth import SignedRequest, webhook_headers
-from tests.processes import terminate
+from tests.processes import free_port, terminate
 from tests.waiting import race, wait_until
 
 pytestmark = pytest.mark.integration
@@ -37,12 +36,6 @@ ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
 EXPECTED_TYPES = ["ThreadStarted", "NodeCompleted", "Interrupted", "DecisionRecorded",
                   "NodeCompleted", "NodeCompleted", "ThreadCompleted"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -126,7 +119,7 @@ def env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def api_stack(env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
     subprocess.run([*AMBER, "db", "migrate"], env=env, cwd=ROOT, check=True,
                    capture_output=True, timeout=60)
-    port = _free_port()
+    port = free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)

@@ -8,7 +8,6 @@ the broker goes away. The port contract (tests/contracts) covers the rest.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from engine import kafka_wire
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog_kafka import FETCH_BYTES, KafkaEventLog
 from engine.kafka_direct import BATCH_BYTES, DirectClient
+from tests.processes import free_port
 from tests.stack import Endpoints
 from tests.waiting import wait_until
 
@@ -33,10 +33,6 @@ def log(stack: Endpoints, topic_prefix: str) -> Iterator[KafkaEventLog]:
     log.ensure_topic()
     yield log
     log.close()
-
-
-def _client(log: KafkaEventLog) -> DirectClient:
-    return log._direct()
 
 
 def _records(log: KafkaEventLog, key: str) -> list[bytes]:
@@ -67,7 +63,7 @@ def test_an_append_whose_answer_was_lost_is_sent_again_and_kept_once(
 def test_a_producer_id_the_broker_refuses_is_replaced_and_the_append_kept_once(
         log: KafkaEventLog) -> None:
     first = log.append_raw("t-forgot", b"first")
-    lane = _client(log)._idle[-1]  # the lane the next call borrows
+    lane = log._direct()._idle[-1]  # the lane the next call borrows
     before = lane._producer_id
     lane._sequence[first.partition] += 7  # as if the broker had lost our last batches
 
@@ -103,7 +99,7 @@ def test_after_an_append_of_unknown_fate_the_next_one_is_not_taken_for_a_repeat(
 
 def test_calls_share_a_few_lanes_instead_of_one_per_thread(log: KafkaEventLog) -> None:
     log.append_raw("t-lanes", b"warm")
-    client = _client(log)
+    client = log._direct()
     pool = list(client._idle)
 
     for i in range(20):  # short-lived threads, one after another, as a server's pool makes
@@ -160,12 +156,6 @@ def test_a_record_over_the_brokers_limit_is_a_permanent_error_and_nothing_is_wri
     assert log.append_raw("t-huge", b"small").offset == before  # and the client still works
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.timeout(60)
 def test_a_broker_lost_mid_session_is_unavailable_at_the_deadline(
         stack: Endpoints, topic_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,8 +164,8 @@ def test_a_broker_lost_mid_session_is_unavailable_at_the_deadline(
     log.ensure_topic()
     try:
         log.append_raw("t-gone", b"before")
-        client = _client(log)
-        gone = ("127.0.0.1", _closed_port())
+        client = log._direct()
+        gone = ("127.0.0.1", free_port())
         monkeypatch.setattr(client._cluster, "address", lambda node: gone)
         began = time.monotonic()
 
@@ -204,7 +194,7 @@ def _dead_with_counted_connects(monkeypatch: pytest.MonkeyPatch,
         return real(**kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(adapter, "DirectClient", counted)
-    dead = KafkaEventLog(bootstrap=f"127.0.0.1:{_closed_port()}", topic="amber-dead.events",
+    dead = KafkaEventLog(bootstrap=f"127.0.0.1:{free_port()}", topic="amber-dead.events",
                          ack_timeout_s=1.0)
     return dead, attempts
 
@@ -250,7 +240,7 @@ def test_a_background_connect_that_failed_earlier_is_not_held_against_a_later_ca
 def test_metadata_requests_never_create_a_topic(log: KafkaEventLog) -> None:
     # Brokers create a topic on a metadata request unless told not to (or configured
     # so): the events topic must only ever come from ensure_topic().
-    request = _client(log)._cluster._client.cluster.metadata_request()
+    request = log._direct()._cluster._client.cluster.metadata_request()
     assert request.allow_auto_topic_creation is False
 
 
@@ -287,9 +277,9 @@ def test_a_missing_topic_is_named_when_the_ack_timeout_runs_out(
 def test_a_broker_back_within_the_ack_timeout_is_waited_for(
         log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
     log.append_raw("t-back", b"before")
-    client = _client(log)
+    client = log._direct()
     real_address = client._cluster.address
-    gone = ("127.0.0.1", _closed_port())
+    gone = ("127.0.0.1", free_port())
     refused: list[int] = []
 
     def away_for_a_while(node: int) -> tuple[str, int]:

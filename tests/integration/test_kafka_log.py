@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -19,6 +18,7 @@ from engine.eventlog_confluent import ConfluentEventLog
 from engine.eventlog_kafka import KafkaEventLog
 from engine.events import Event
 from tests.eventbuild import chain
+from tests.processes import free_port
 from tests.stack import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -114,15 +114,9 @@ def test_ensure_topic_is_idempotent(kafka_log: KafkaEventLog) -> None:
     assert [d.event for d in kafka_log.read_thread("t-idem")] == chain("t-idem", 1)
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _dead_log(adapter: str) -> RealLog:
     """An adapter pointed at a port nothing listens on, with a 1 s ack timeout."""
-    return _adapter(adapter, f"127.0.0.1:{_closed_port()}", "amber-dead.events", 1.0)
+    return _adapter(adapter, f"127.0.0.1:{free_port()}", "amber-dead.events", 1.0)
 
 
 @pytest.mark.timeout(60)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests.stack import require_confluent
@@ -14,7 +16,7 @@ from engine.errors import EventLogError  # noqa: E402
 from engine.eventlog_confluent import _retrying  # noqa: E402
 
 
-def _failing_then(code: int, failures: int) -> tuple[list[int], object]:
+def _failing_then(code: int, failures: int) -> tuple[list[int], Callable[[float], str]]:
     calls: list[int] = []
 
     def call(timeout_s: float) -> str:
@@ -33,7 +35,7 @@ def _failing_then(code: int, failures: int) -> tuple[list[int], object]:
 def test_a_leader_or_broker_not_ready_yet_is_retried(code: int) -> None:
     calls, call = _failing_then(code, failures=2)
 
-    assert _retrying(call, timeout_s=5, doing="testing") == "done"  # type: ignore[arg-type]
+    assert _retrying(call, timeout_s=5, doing="testing") == "done"
     assert len(calls) == 3
 
 
@@ -41,5 +43,5 @@ def test_a_real_failure_is_reported_at_once() -> None:
     calls, call = _failing_then(KafkaError.TOPIC_AUTHORIZATION_FAILED, failures=1)
 
     with pytest.raises(EventLogError, match="TOPIC_AUTHORIZATION_FAILED"):
-        _retrying(call, timeout_s=5, doing="testing")  # type: ignore[arg-type]
+        _retrying(call, timeout_s=5, doing="testing")
     assert len(calls) == 1
