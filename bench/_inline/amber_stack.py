@@ -27,8 +27,8 @@ from bench._inline.common import (
     drop_database,
     fresh_name,
     kafka_bootstrap,
-    terminate,
 )
+from tests.processes import terminate
 
 COLD_GRAPH = "examples.email_approval:graph"
 COLD_SCRIPT = str(ROOT / "bench" / "_inline" / "cold.py")
@@ -97,7 +97,7 @@ class AmberStack:
 
     def __exit__(self, *exc: object) -> None:
         if self.projector is not None:
-            terminate(self.projector)
+            terminate([self.projector])
         delete_topics(kafka_bootstrap(), [f"{self.prefix}.events"])
         drop_database(self.db)
 

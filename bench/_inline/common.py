@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -89,24 +88,13 @@ def delete_topics(bootstrap: str, topics: list[str], groups: list[str] | None = 
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
             if groups:
-                admin.delete_groups(sorted(groups))
+                admin.delete_groups(groups)
             admin.delete_topics(topics)
         finally:
             admin.close()
     except Exception as e:  # cleanup never fails a bench: reported, left to do by hand
         print(f"[bench] could not delete {topics} / groups {groups}: {e!r}", file=sys.stderr,
               flush=True)
-
-
-def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within the timeout."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextmanager

@@ -97,6 +97,11 @@ def hitl_graph(checkpointer: Any, *, dynamic: bool) -> Any:
     return g.compile(checkpointer=checkpointer, interrupt_before=["review"])
 
 
+# What langgraph-checkpoint-postgres asks of the connections it is given.
+SAVER_CONN_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0,
+                                     "row_factory": dict_row}
+
+
 def _cfg(thread: str) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread}}
 
@@ -107,8 +112,8 @@ class LangGraphSide:
     def __init__(self, database: str, nodes: int, pool: int) -> None:
         self.database = database
         if pool > 1:  # one connection per concurrent thread, as LangGraph's docs advise
-            self._pool = ConnectionPool(database, min_size=pool, max_size=pool, kwargs={
-                "autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+            self._pool = ConnectionPool(database, min_size=pool, max_size=pool,
+                                        kwargs=SAVER_CONN_KWARGS)
             self.cp = PostgresSaver(self._pool)  # type: ignore[arg-type]
         else:
             self._ctx = PostgresSaver.from_conn_string(database)

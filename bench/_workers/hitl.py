@@ -182,9 +182,9 @@ def _http_round_trips(st: Stack, api: Api, ids: list[str],
             "round_trips_per_s": round(len(ids) / wall, 1),
             "client": f"{args.http_concurrency} keep-alive connections (http.client), "
                       f"GET /threads?status=interrupted every {args.list_every_s}s",
-            "post_threads_ms": pct(start_lat, 1000),
-            "post_decisions_ms": pct(decide_lat, 1000),
-            "get_threads_interrupted_ms": pct(list_lat, 1000),
+            "post_threads_ms": pct(start_lat),
+            "post_decisions_ms": pct(decide_lat),
+            "get_threads_interrupted_ms": pct(list_lat),
             "http_status_counts": codes,
             "projector_lag_events_peak_sampled": watch.peak_lag}
 
@@ -231,12 +231,12 @@ def _resume_latency(st: Stack, api: Api, args: argparse.Namespace) -> dict[str, 
             "WHERE d.thread_id LIKE 'lat-%%' AND d.type = 'DecisionRecorded'").fetchall()
     to_start = [(started - decided) / 1e6 for _, decided, started, _ in rows]
     to_completed = [(done - decided) / 1e6 for _, decided, _, done in rows]
-    p = pct(to_start, 1000)
+    p = pct(to_start)
     return {"samples": len(rows),
             "decision_appended_to_next_node_started_ms": p,
             "decision_appended_to_worker_step_clock_ms (NodeCompleted.occurred_at, read before "
-            "the node runs)": pct(to_completed, 1000),
-            "post_decision_http_ms": pct(post_ms, 1000),
+            "the node runs)": pct(to_completed),
+            "post_decision_http_ms": pct(post_ms),
             "method": "one decision at a time through POST /threads/{id}/decisions, the "
                       f"next only after the thread completed + {args.resume_gap_s}s idle; "
                       "latency = review_started_us (time.time() read by the review node as "

@@ -32,13 +32,12 @@ from typing import Any
 
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.types import Command
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from bench._inline.common import percentiles
 
 # The graphs are bench/inline.py's, so both benches compare the very same peer.
-from bench._inline.peer_langgraph import _cfg, hitl_graph, linear_graph
+from bench._inline.peer_langgraph import SAVER_CONN_KWARGS, _cfg, hitl_graph, linear_graph
 from bench._workers.stack import machine_busy_s, postgres_cpu_s
 
 
@@ -81,7 +80,7 @@ class Peer:
     async def _pool(self, size: int) -> AsyncConnectionPool[Any]:
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.database, min_size=size, max_size=size, open=False,
-            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+            kwargs=SAVER_CONN_KWARGS)
         await pool.open(wait=True)
         return pool
 

@@ -19,10 +19,11 @@ EVENTS_PER_LINEAR_THREAD = NODES + 2  # ThreadStarted + a NodeCompleted each + T
 EVENTS_PER_HITL_THREAD = 7  # Started, draft, Interrupted, Decision, review, send, Completed
 
 
-def pct(values: list[float], scale: float = 1.0) -> dict[str, float] | None:
+def pct(values: list[float]) -> dict[str, float] | None:
+    """Percentiles in ms of latencies in seconds, with their count; None for none."""
     if not values:
         return None
-    return {"n": len(values), **percentiles(values, scale=scale, digits=2)}
+    return {"n": len(values), **percentiles(values, digits=2)}
 
 
 # --- load gate ----------------------------------------------------------------------------

@@ -42,8 +42,8 @@ from bench._inline.common import (
     parent_of,
     proc_cpu_s,
     reaped_cpu_s,
-    terminate,
 )
+from tests.processes import terminate
 
 API_TOKEN = "bench-workers-token"
 API_ACTOR = "bench@workers"
@@ -210,9 +210,8 @@ class Stack:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def __exit__(self, *exc: object) -> None:
-        for proc in [*self.workers, *([self.serve] if self.serve else []),
-                     *([self.projector] if self.projector else [])]:
-            terminate(proc)
+        terminate([*self.workers, *([self.serve] if self.serve else []),
+                   *([self.projector] if self.projector else [])])
         if self.cp is not None:
             with contextlib.suppress(Exception):
                 self.cp.close()
@@ -242,8 +241,7 @@ class Stack:
         return self.workers[-n:]
 
     def stop_workers(self) -> None:
-        for proc in self.workers:
-            terminate(proc)
+        terminate(self.workers)
 
     def wait_group(self, members: int, timeout_s: float = 60.0) -> float:
         """Block until the worker group is Stable with `members` members; seconds waited."""
