@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.canonical import canonical_bytes, canonical_text, sha256_hex, state_hash
+from engine.canonical import canonical_bytes, canonical_text, sha256_hex
 from engine.delta import Op, State
 from engine.events import (
     ENGINE_VERSION,
@@ -73,13 +73,16 @@ class Draft:
 
 def seal(draft: Draft, *, prev_hash: str) -> Event:
     """The event for `draft`, chained after `prev_hash`."""
+    # The full state is serialized once: agent states (message histories) run to
+    # hundreds of KB, and each serialization is most of a step's CPU.
+    state_bytes = canonical_bytes(draft.state_after)
     unhashed = Event(
         event_id=derive_event_id(draft.thread_id, draft.seq, draft.type, draft.node),
         thread_id=draft.thread_id, seq=draft.seq, type=draft.type, node=draft.node,
         occurred_at=draft.occurred_at, graph=draft.graph, engine_version=ENGINE_VERSION,
-        delta=canonical_text(draft.delta), state_hash=state_hash(draft.state_after),
+        delta=canonical_text(draft.delta), state_hash=sha256_hex(state_bytes),
         prev_hash=prev_hash, hash="", actor=draft.actor, causation_id=draft.causation_id,
-        snapshot=canonical_text(draft.state_after) if draft.with_snapshot else None,
+        snapshot=state_bytes.decode("utf-8") if draft.with_snapshot else None,
         interrupt=draft.interrupt, route=_json_or_none(draft.route),
         io=_json_or_none(draft.io), error=draft.error, mode=draft.mode,
         reason=draft.reason, parent=draft.parent,

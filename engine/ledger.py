@@ -84,12 +84,22 @@ def _fold_state(before: State, event: Event) -> tuple[State, str | None]:
     return after, None
 
 
-def advance(view: ThreadView | None, event: Event, *, sealed_here: bool = False) -> Outcome:
-    """Apply `event` to `view` if the acceptance rule lets it in (see judge's sealed_here)."""
+def advance(view: ThreadView | None, event: Event, *,
+            sealed_from: State | None = None) -> Outcome:
+    """Apply `event` to `view` if the acceptance rule lets it in.
+
+    `sealed_from` is the state this process just sealed `event` from
+    (engine.chain.seal): it is taken as the state after the event, and neither
+    the hash nor the fold is checked again. Anything read from a log is.
+    """
+    sealed_here = sealed_from is not None
     rejection = judge(view.head if view else Head(), event, sealed_here=sealed_here)
     if rejection is not None:
         return Outcome(view, rejection)
-    state, problem = _fold_state(view.state if view else {}, event)
+    if sealed_from is not None:
+        state, problem = sealed_from, None
+    else:
+        state, problem = _fold_state(view.state if view else {}, event)
     new = ThreadView(
         thread_id=event.thread_id, graph=event.graph.name, head=Head(event.seq, event.hash),
         state=state, status=_status(view, event), interrupt=_interrupt(view, event),

@@ -183,9 +183,9 @@ class ThreadService:
     # --- appending -------------------------------------------------------------
     @staticmethod
     def seal_next(cursor: Cursor | None, draft: Draft) -> Cursor:
-        """The cursor after `draft`, sealed and folded but not yet appended (no I/O)."""
+        """The cursor after `draft`, sealed and applied but not yet appended (no I/O)."""
         event = seal(draft, prev_hash=cursor.view.head.hash if cursor else GENESIS_HASH)
-        outcome = advance(cursor.view if cursor else None, event, sealed_here=True)
+        outcome = advance(cursor.view if cursor else None, event, sealed_from=draft.state_after)
         assert outcome.view is not None and outcome.rejection is None, outcome.rejection
         return Cursor(view=outcome.view, head=event, position=None,
                       projected_end=cursor.projected_end if cursor else 0)

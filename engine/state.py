@@ -43,6 +43,7 @@ class StateSchema:
     def initial(self, values: dict[str, Any], *, node: str = "__start__") -> tuple[list[Op], State]:
         """Ops and state for a thread's input, from the model's defaults."""
         defaults = self.model.model_construct().model_dump(mode="json")
+        _require_json(defaults, node, None)
         _, state = self.apply(defaults, values, node=node)
         return _set_all(state), state  # one `set` per field: the first event reads plainly
 
@@ -67,14 +68,16 @@ class StateSchema:
             json_value = _to_json(spec.update, value)
         except (ValidationError, CanonicalJSONError, TypeError, ValueError) as e:
             raise StateValidationError(node=node, field=field, problem=_short(e)) from e
-        return spec.reducer.op(field, state.get(field), json_value)
+        op = spec.reducer.op(field, state.get(field), json_value)
+        if spec.reducer.kind == "custom":  # what is stored is the reducer's result
+            _require_json(op["value"], node, field)
+        return op
 
     def _check_whole(self, after: State, node: str) -> None:
+        # Not serialized again here: a fold of JSON values into a JSON state is
+        # JSON, and the whole state is already serialized once per event (seal).
         try:
-            canonical_text(after)
             self.model.model_validate(after)
-        except CanonicalJSONError as e:
-            raise StateValidationError(node=node, field=None, problem=str(e)) from e
         except ValidationError as e:
             raise _named(e, node, "state after the update does not validate") from e
 
@@ -100,6 +103,13 @@ def _to_json(adapter: TypeAdapter[Any], value: Any) -> Any:
     if adapter.validate_python(json_value) != checked:
         raise ValueError(f"{type(value).__name__} value does not survive JSON serialization")
     return json_value
+
+
+def _require_json(value: Any, node: str, field: str | None) -> None:
+    try:
+        canonical_text(value)
+    except CanonicalJSONError as e:
+        raise StateValidationError(node=node, field=field, problem=str(e)) from e
 
 
 def _set_all(values: State) -> list[Op]:

@@ -69,6 +69,19 @@ def test_history_is_a_valid_chain_with_snapshots(cp: Checkpointer) -> None:
     assert {0, 2, 3, 6} <= snapshotted  # start, interrupt, every 3rd, completion
 
 
+def test_runner_view_is_what_every_reader_folds_from_the_log(cp: Checkpointer) -> None:
+    # The runner takes the state it sealed an event from as the state after it;
+    # a reader folds the delta and checks the state hash. They must agree.
+    app = approval_graph(interrupt_before=["review"], checkpointer=cp)
+    runs = [app.start("t", {"text": "é"}), app.resume("t", {"approved": True}, actor="a")]
+    for run in runs:
+        folded = cp.projection.get_state("t", run.seq)
+        assert folded == run.state
+    view = cp.projection.get_thread("t")
+    assert view is not None and view.integrity_error is None
+    assert view.head.seq == runs[-1].seq and view.state == runs[-1].state
+
+
 def test_dynamic_interrupts_return_decisions_in_order(cp: Checkpointer) -> None:
     app = asking_graph(checkpointer=cp)
     r1 = app.start("q", {})

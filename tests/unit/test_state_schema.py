@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import pytest
+from pydantic import BaseModel
 
 from engine.delta import fold
 from engine.errors import StateValidationError
+from engine.reducers import custom
 from engine.state import StateSchema
 from tests.engine_graphs import Doc
 
@@ -46,3 +49,25 @@ def test_bad_updates_name_node_and_field(update: dict[str, object], field: str) 
     assert info.value.node == "writer"
     assert info.value.field == field
     assert "writer" in str(info.value) and field in str(info.value)
+
+
+class Tally(BaseModel):
+    seen: Annotated[list[str], custom(lambda current, update: {*(current or []), *update})] = []
+
+
+def test_custom_reducer_result_without_json_form_names_node_and_field() -> None:
+    schema = StateSchema(Tally)
+    _, state = schema.initial({})
+    with pytest.raises(StateValidationError) as info:
+        schema.apply(state, {"seen": ["a"]}, node="counter")  # the reducer returns a set
+    assert (info.value.node, info.value.field) == ("counter", "seen")
+
+
+class Odd(BaseModel):
+    ratio: float = math.inf
+
+
+def test_default_without_json_form_fails_the_start() -> None:
+    with pytest.raises(StateValidationError) as info:
+        StateSchema(Odd).initial({})
+    assert info.value.node == "__start__" and "json" in str(info.value).lower()
