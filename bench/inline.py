@@ -4,11 +4,13 @@
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python -m bench.inline [--threads 100 --nodes 20 --hitl 200 --cold 5]
 
-Three measurements (see bench/README.md):
+Four measurements (see bench/README.md):
 
 1. steps/s of a 20-node linear graph over 100 threads, one after another;
 2. HITL round trips/s over 200 threads of draft → [interrupt] review → send;
-3. cold start of `amber resume` as a new process: exec → first Kafka request.
+3. a chat: 30 nodes each append one message to a 500-message history
+   (~200 KB): steps/s and bytes stored per step, log and projection included;
+4. cold start of `amber resume` as a new process: exec → first Kafka request.
 
 Each side lives in an interpreter of its own with its own fresh database
 (Amber also a fresh topic prefix, `amber db migrate` and an `amber projector`
@@ -32,6 +34,7 @@ from typing import Any
 
 from bench._inline.amber_stack import AmberStack, cold_starts, say
 from bench._inline.common import (
+    CHAT_NODES,
     ROOT,
     SideProcess,
     admin_url,
@@ -132,11 +135,11 @@ class Lockstep:
                 self.acc.setdefault(key, Acc()).add(reply, len(ids) * weight, spent)
 
     def warm(self, participants: list[tuple[str, str | None]], op: str, ids_of: Any,
-             n: int) -> None:
+             n: int, *, extra: dict[str, Any] | None = None) -> None:
         for side, style in participants:
             self.sides[side].call(**self.common, op=op,
                                   ids=[ids_of(side, style, i) for i in range(n)],
-                                  **({"style": style} if style else {}))
+                                  **({"style": style} if style else {}), **(extra or {}))
 
 
 def chunked(total: int, size: int) -> list[range]:
@@ -203,6 +206,7 @@ def schedule(args: argparse.Namespace, ls: Lockstep, stack: AmberStack | None,
     ls.phase("hitl_start", hitl_p, "hitl_start", ids("hitl"), hitl_chunks)
     ls.phase("hitl_resume", hitl_p, "hitl_resume", ids("hitl"), hitl_chunks)
     ls.phase("hitl_back_to_back", hitl_p, "hitl_both", ids("b2b"), hitl_chunks)
+    chat_stored = chat(args, ls, seq_p, ids)
     if "langgraph" in ls.sides:
         say("LangGraph durability=async (reference)")
         ls.phase("sequential_async_reference", [("langgraph", None)], "seq", ids("seq-async"),
@@ -222,12 +226,34 @@ def schedule(args: argparse.Namespace, ls: Lockstep, stack: AmberStack | None,
         for side in ls.sides.values():
             side.close()  # nothing else running while the cold processes are timed
         cold = cold_starts(stack, threads, workdir)
-    return results(args, ls, info, profile, cold)
+    return results(args, ls, info, profile, cold, chat_stored)
+
+
+def chat(args: argparse.Namespace, ls: Lockstep, participants: list[tuple[str, None]],
+         ids: Any) -> dict[str, dict[str, int]]:
+    """The chat case, and the bytes each side stored for it (all the copies it keeps)."""
+    say(f"chat: {args.chat_history} messages of history, {CHAT_NODES} replies per thread")
+    history = {"history": args.chat_history}
+    ls.warm(participants, "chat", ids("warm-chat"), 2, extra=history)
+    before = {name: side.call(op="stored_bytes") for name, side in ls.sides.items()}
+    ls.phase("chat", participants, "chat", ids("chat"), chunked(args.chat_threads, 2),
+             weight=CHAT_NODES, extra=history)
+    after = {name: side.call(op="stored_bytes") for name, side in ls.sides.items()}
+    return {name: {k: after[name][k] - before[name][k] for k in after[name]} for name in after}
 
 
 def results(args: argparse.Namespace, ls: Lockstep, info: dict[str, Any],
-            profile: dict[str, Any] | None, cold: dict[str, Any] | None) -> dict[str, Any]:
+            profile: dict[str, Any] | None, cold: dict[str, Any] | None,
+            chat_stored: dict[str, dict[str, int]]) -> dict[str, Any]:
     acc = ls.acc
+
+    def chat_of(who: str) -> dict[str, Any] | None:
+        a = acc.get((who, "chat"))
+        if a is None:
+            return None
+        stored = chat_stored[who]
+        return {**a.summary("steps", "steps"), "stored_bytes": stored,
+                "stored_bytes_per_step": round(sum(stored.values()) / a.items)}
 
     def seq(who: str, phase: str = "sequential") -> dict[str, Any] | None:
         a = acc.get((who, phase))
@@ -250,10 +276,12 @@ def results(args: argparse.Namespace, ls: Lockstep, info: dict[str, Any],
             **info["langgraph"], "sequential": seq("langgraph"),
             "sequential_async_default_for_reference":
                 seq("langgraph", "sequential_async_reference"),
+            "chat": chat_of("langgraph"),
             "hitl_interrupt_before_update_state": lg_hitl["static"],
             "hitl_interrupt_command_resume": lg_hitl["dynamic"]},
         "amber": None if "amber" not in ls.sides else {
             **info["amber"], "sequential": seq("amber"), "hitl": hitl("amber"),
+            "chat": chat_of("amber"),
             "profile": profile},
     }
     comp: dict[str, Any] = {}
@@ -290,6 +318,15 @@ def results(args: argparse.Namespace, ls: Lockstep, info: dict[str, Any],
                                  for st in lg_hitl),
             },
         }
+        comp["chat_long_history"] = {
+            "steps_per_s": {"amber": am["chat"]["steps_per_s"],
+                            "langgraph_sync": lg["chat"]["steps_per_s"],
+                            "ratio": ratio(am["chat"]["steps_per_s"], lg["chat"]["steps_per_s"])},
+            "stored_bytes_per_step": {
+                "amber": am["chat"]["stored_bytes_per_step"],
+                "langgraph": lg["chat"]["stored_bytes_per_step"],
+                "langgraph_over_amber": ratio(lg["chat"]["stored_bytes_per_step"],
+                                              am["chat"]["stored_bytes_per_step"])}}
         b2b = comp["hitl_back_to_back_round_trips_per_s"]
         b2b["ratio"] = ratio(b2b["amber"], b2b["langgraph"])
     if cold:
@@ -315,6 +352,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=100, help="threads of the linear graph")
     p.add_argument("--nodes", type=int, default=20, help="nodes of the linear graph")
     p.add_argument("--hitl", type=int, default=200, help="HITL threads")
+    p.add_argument("--chat-threads", type=int, default=20,
+                   help=f"threads of the chat case ({CHAT_NODES} replies each)")
+    p.add_argument("--chat-history", type=int, default=500,
+                   help="messages each chat thread starts with (400 characters each)")
     # A freshly started broker spends ~3x the CPU per request until its JIT has seen
     # a few thousand: without a real warm-up the first case measures the JIT.
     p.add_argument("--warmup", type=int, default=20, help="untimed threads first, per case")

@@ -1,7 +1,8 @@
 """The benchmark's graphs on Amber; the same shapes as bench/_inline/peer_langgraph.py.
 
 `linear` is a 20-node chain whose nodes append an int and bump a counter;
-`hitl` is draft → review → send with `interrupt_before=["review"]`.
+`hitl` is draft → review → send with `interrupt_before=["review"]`;
+`chat_graph` is a chain whose nodes each append one message to a long history.
 Importable as `bench._inline.amber_graphs:hitl` for `amber resume --graph`.
 """
 
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel
 
-from bench._inline.common import add_chain
+from bench._inline.common import CHAT_NODES, add_chain, chat_reply
 from engine.context import NodeContext
 from engine.graph import END, START, CompiledGraph, Graph
 from engine.reducers import append
@@ -78,3 +79,18 @@ def hitl_graph(*, name: str = "bench_hitl", state: type[HitlState] = HitlState,
 
 
 hitl = hitl_graph()
+
+
+class ChatState(BaseModel):
+    messages: Annotated[list[dict[str, Any]], append] = []
+    turn: int = 0
+
+
+def _chat_node(state: ChatState) -> dict[str, Any]:
+    return {"messages": [chat_reply(state.turn)], "turn": state.turn + 1}
+
+
+def chat_graph(nodes: int = CHAT_NODES) -> CompiledGraph:
+    g = Graph(ChatState, name=f"bench_chat_{nodes}")
+    return add_chain(g, [(f"c{i:02d}", _chat_node) for i in range(nodes)], START, END).compile()
+

@@ -39,7 +39,7 @@ def instrument(cp: Any) -> Totals:
 
 class AmberSide:
     def __init__(self, nodes: int) -> None:
-        from bench._inline.amber_graphs import hitl, linear_graph
+        from bench._inline.amber_graphs import chat_graph, hitl, linear_graph
         from consumers.checkpointer import AmberCheckpointer
         from engine.settings import Settings
 
@@ -49,10 +49,35 @@ class AmberSide:
         self.nodes = nodes
         self.linear = linear_graph(nodes)
         self.hitl = hitl
+        self.chat = chat_graph()
 
     def seq(self, thread: str) -> None:
         res = self.linear.start(thread, {}, checkpointer=self.cp)
         assert res.status == "completed" and res.state["count"] == self.nodes, res
+
+    def chat_run(self, thread: str, history: int) -> None:
+        from bench._inline.common import CHAT_NODES, chat_history
+
+        res = self.chat.start(thread, {"messages": chat_history(history)}, checkpointer=self.cp)
+        assert res.status == "completed" and res.state["turn"] == CHAT_NODES, res
+
+    def stored_bytes(self) -> dict[str, int]:
+        """The events topic's size on the broker, and the projection's tables."""
+        from kafka import KafkaAdminClient
+
+        from bench._inline.common import table_bytes
+
+        # the projection's share counts only once the projector has applied everything
+        self.cp.projection.wait_for_offsets(self.cp.log.end_offsets(), timeout_s=60)
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        try:
+            dirs = admin.describe_log_dirs()
+        finally:
+            admin.close()
+        topic = self.settings.events_topic
+        log = sum(p["partition_size"] for broker in dirs for d in broker["log_dirs"]
+                  for t in d["topics"] if t["name"] == topic for p in t["partitions"])
+        return {"kafka_log": log, "postgres_projection": table_bytes(self.settings.database_url)}
 
     def start(self, thread: str) -> None:
         res = self.hitl.start(thread, {"request": f"refund {thread}"}, checkpointer=self.cp)
@@ -74,6 +99,10 @@ class AmberSide:
         op, ids, n = cmd["op"], cmd.get("ids", []), cmd.get("concurrency", 1)
         if op == "seq":
             return self.timed(ids, self.seq, n)
+        if op == "chat":
+            return self.timed(ids, lambda t: self.chat_run(t, cmd["history"]), n)
+        if op == "stored_bytes":
+            return self.stored_bytes()
         if op == "hitl_start":
             return self.timed(ids, self.start, n)
         if op == "hitl_resume":

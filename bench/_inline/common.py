@@ -11,7 +11,9 @@ import itertools
 import json
 import os
 import platform
+import random
 import statistics
+import string
 import subprocess
 import sys
 import threading
@@ -381,3 +383,48 @@ def add_chain(g: Any, nodes: list[tuple[str, Any]], start: str, end: str) -> Any
     for a, b in itertools.pairwise(names):
         g.add_edge(a, b)
     return g
+
+
+CHAT_NODES = 30
+MESSAGE_CHARS = 400
+
+
+def chat_history(messages: int) -> list[dict[str, Any]]:
+    """The conversation a chat thread starts with: `messages` of MESSAGE_CHARS each."""
+    return [{"role": "user" if i % 2 else "assistant", "content": _text(i)}
+            for i in range(messages)]
+
+
+def chat_reply(turn: int) -> dict[str, Any]:
+    return {"role": "assistant", "content": _text(-1 - turn)}
+
+
+_WORDS = ["".join(random.Random(n).choices(string.ascii_lowercase, k=3 + n % 7))
+          for n in range(2000)]
+
+
+def _text(seed: int) -> str:
+    """Pseudo-random words, the same for the same seed: LZ compresses them about as
+    much as prose, so PostgreSQL's TOAST compression is neither helped nor hurt."""
+    rng = random.Random(seed)
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < MESSAGE_CHARS:
+        words.append(rng.choice(_WORDS))
+    return " ".join(words)[:MESSAGE_CHARS]
+
+
+def table_bytes(url: str) -> int:
+    """Live bytes of the public schema's tables (indexes and TOAST included).
+
+    VACUUM FULL first: a projection updates each thread's row at every batch,
+    and the dead row versions it leaves (reused later, never returned) are no
+    part of what is stored.
+    """
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM FULL")
+        row = conn.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) "
+                           "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                           "WHERE n.nspname = 'public' AND c.relkind = 'r'").fetchone()
+    return int(row[0]) if row else 0

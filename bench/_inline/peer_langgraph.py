@@ -24,7 +24,16 @@ from langgraph.types import Command, interrupt
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from bench._inline.common import add_chain, run_items, serve, versions
+from bench._inline.common import (
+    CHAT_NODES,
+    add_chain,
+    chat_history,
+    chat_reply,
+    run_items,
+    serve,
+    table_bytes,
+    versions,
+)
 
 Durability = Literal["sync", "async", "exit"]
 
@@ -45,6 +54,22 @@ def _seq_node(i: int) -> Any:
 def linear_graph(nodes: int, checkpointer: Any) -> Any:
     g = StateGraph(SeqState)
     return add_chain(g, [(f"n{i:02d}", _seq_node(i)) for i in range(nodes)],
+                     START, END).compile(checkpointer=checkpointer)
+
+
+# --- the chat graph: each node appends one message to a long history -------------------
+class ChatState(TypedDict):
+    messages: Annotated[list[dict[str, Any]], operator.add]
+    turn: int
+
+
+def _chat_node(state: ChatState) -> dict[str, Any]:
+    return {"messages": [chat_reply(state["turn"])], "turn": state["turn"] + 1}
+
+
+def chat_graph(checkpointer: Any) -> Any:
+    g = StateGraph(ChatState)
+    return add_chain(g, [(f"c{i:02d}", _chat_node) for i in range(CHAT_NODES)],
                      START, END).compile(checkpointer=checkpointer)
 
 
@@ -121,12 +146,18 @@ class LangGraphSide:
         self.cp.setup()
         self.nodes = nodes
         self.linear = linear_graph(nodes, self.cp)
+        self.chat = chat_graph(self.cp)
         self.hitl = {"static": hitl_graph(self.cp, dynamic=False),
                      "dynamic": hitl_graph(self.cp, dynamic=True)}
 
     def seq(self, thread: str, durability: Durability) -> None:
         out = self.linear.invoke({"trace": [], "count": 0}, _cfg(thread), durability=durability)
         assert out["count"] == self.nodes, out
+
+    def chat_run(self, thread: str, history: int) -> None:
+        out = self.chat.invoke({"messages": chat_history(history), "turn": 0}, _cfg(thread),
+                               durability="sync")
+        assert out["turn"] == CHAT_NODES, out
 
     def start(self, thread: str, style: str) -> None:
         app = self.hitl[style]
@@ -150,6 +181,10 @@ class LangGraphSide:
         if op == "seq":
             durability = cmd.get("durability", "sync")
             return run_items(ids, lambda t: self.seq(t, durability), n)
+        if op == "chat":
+            return run_items(ids, lambda t: self.chat_run(t, cmd["history"]), n)
+        if op == "stored_bytes":
+            return {"postgres": table_bytes(self.database)}
         if op == "hitl_start":
             return run_items(ids, lambda t: self.start(t, style), n)
         if op == "hitl_resume":
