@@ -1,12 +1,15 @@
 """`amber start | resume | edit`: run threads inline from the command line.
 
 Each is a short-lived process: it appends, runs what it can, and exits. The
-resume path is what a webhook launches, so imports stay lazy.
+resume path is what a webhook launches, so imports stay lazy. Each closes its
+checkpointer before it exits: a process that exits with kafka-python's I/O
+loop still running prints a traceback from that loop's teardown.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from typing import Annotated, Any
 
 import typer
@@ -52,14 +55,15 @@ def start(graph: Annotated[str, typer.Argument(help="MODULE:ATTR of a compiled g
 
     values = _json_arg(input, "--input")
     try:
-        cp = AmberCheckpointer.from_env()
         compiled = load_graph(graph)
-        if on_workers:
-            cursor = ThreadService(compiled, cp).start(thread, values, actor=actor, mode="worker")
-            typer.echo(json.dumps({"thread_id": thread, "status": "running", "seq": 0,
-                                   "mode": cursor.view.mode}, indent=2))
-            return
-        _print_result(compiled.start(thread, values, actor=actor, checkpointer=cp))
+        with closing(AmberCheckpointer.from_env()) as cp:
+            if on_workers:
+                cursor = ThreadService(compiled, cp).start(thread, values, actor=actor,
+                                                           mode="worker")
+                typer.echo(json.dumps({"thread_id": thread, "status": "running", "seq": 0,
+                                       "mode": cursor.view.mode}, indent=2))
+                return
+            _print_result(compiled.start(thread, values, actor=actor, checkpointer=cp))
     except AmberError as e:
         raise _fail(e) from None
 
@@ -79,10 +83,12 @@ def resume(thread_id: str,
 
     decision = _json_arg(value, "--value")
     try:
-        cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False)
-        app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
-        _print_result(app_graph.resume(thread_id, decision, actor=actor,
-                                       interrupt_id=interrupt_id, reason=reason, checkpointer=cp))
+        with closing(AmberCheckpointer.from_settings(Settings.from_env(),
+                                                     ensure_topic=False)) as cp:
+            app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
+            _print_result(app_graph.resume(thread_id, decision, actor=actor,
+                                           interrupt_id=interrupt_id, reason=reason,
+                                           checkpointer=cp))
     except AmberError as e:
         raise _fail(e) from None
 
@@ -103,10 +109,11 @@ def edit(thread_id: str,
 
     update = _json_arg(values, "--values")
     try:
-        cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False)
-        app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
-        _print_result(app_graph.update_state(thread_id, update, as_node=as_node, actor=actor,
-                                             reason=reason, checkpointer=cp))
+        with closing(AmberCheckpointer.from_settings(Settings.from_env(),
+                                                     ensure_topic=False)) as cp:
+            app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
+            _print_result(app_graph.update_state(thread_id, update, as_node=as_node,
+                                                 actor=actor, reason=reason, checkpointer=cp))
     except AmberError as e:
         raise _fail(e) from None
 

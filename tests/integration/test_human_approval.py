@@ -28,6 +28,8 @@ def amber(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Com
                          timeout=120, check=False)
     if check and run.returncode != 0:
         raise AssertionError(f"amber {' '.join(args)} failed ({run.returncode}):\n{run.stderr}")
+    if check:  # e.g. a Kafka client's I/O loop torn down mid-await at exit
+        assert "Traceback" not in run.stderr, run.stderr
     return run
 
 
