@@ -92,14 +92,12 @@ def advance(view: ThreadView | None, event: Event, *,
     (engine.chain.seal): it is taken as the state after the event, and neither
     the hash nor the fold is checked again. Anything read from a log is.
     """
-    sealed_here = sealed_from is not None
-    rejection = judge(view.head if view else Head(), event, sealed_here=sealed_here)
+    rejection = judge(view.head if view else Head(), event,
+                      sealed_here=sealed_from is not None)
     if rejection is not None:
         return Outcome(view, rejection)
-    if sealed_from is not None:
-        state, problem = sealed_from, None
-    else:
-        state, problem = _fold_state(view.state if view else {}, event)
+    state, problem = ((sealed_from, None) if sealed_from is not None
+                      else _fold_state(view.state if view else {}, event))
     new = ThreadView(
         thread_id=event.thread_id, graph=event.graph.name, head=Head(event.seq, event.hash),
         state=state, status=_status(view, event), interrupt=_interrupt(view, event),
