@@ -9,7 +9,8 @@ loop still running prints a traceback from that loop's teardown.
 from __future__ import annotations
 
 import json
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -76,16 +77,11 @@ def resume(thread_id: str,
            reason: Annotated[str | None, typer.Option(help="why")] = None,
            graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
     """Record a human decision on an interrupted thread and continue it inline."""
-    from consumers.checkpointer import AmberCheckpointer
-    from consumers.graphs import graph_for_thread
     from engine.errors import AmberError
-    from engine.settings import Settings
 
     decision = _json_arg(value, "--value")
     try:
-        with closing(AmberCheckpointer.from_settings(Settings.from_env(),
-                                                     ensure_topic=False)) as cp:
-            app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
+        with _thread_graph(thread_id, graph) as (cp, app_graph):
             _print_result(app_graph.resume(thread_id, decision, actor=actor,
                                            interrupt_id=interrupt_id, reason=reason,
                                            checkpointer=cp))
@@ -102,20 +98,26 @@ def edit(thread_id: str,
          reason: Annotated[str | None, typer.Option(help="why")] = None,
          graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
     """Append StateEdited: change a thread's state as if NODE had returned VALUES."""
-    from consumers.checkpointer import AmberCheckpointer
-    from consumers.graphs import graph_for_thread
     from engine.errors import AmberError
-    from engine.settings import Settings
 
     update = _json_arg(values, "--values")
     try:
-        with closing(AmberCheckpointer.from_settings(Settings.from_env(),
-                                                     ensure_topic=False)) as cp:
-            app_graph = graph_for_thread(_graph_name(cp, thread_id), graph)
+        with _thread_graph(thread_id, graph) as (cp, app_graph):
             _print_result(app_graph.update_state(thread_id, update, as_node=as_node,
                                                  actor=actor, reason=reason, checkpointer=cp))
     except AmberError as e:
         raise _fail(e) from None
+
+
+@contextmanager
+def _thread_graph(thread_id: str, graph: list[str]) -> Iterator[tuple[Any, Any]]:
+    """A checkpointer on an existing topic (closed on the way out) and the thread's graph."""
+    from consumers.checkpointer import AmberCheckpointer
+    from consumers.graphs import graph_for_thread
+    from engine.settings import Settings
+
+    with closing(AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False)) as cp:
+        yield cp, graph_for_thread(_graph_name(cp, thread_id), graph)
 
 
 def _graph_name(cp: Any, thread_id: str) -> str:
