@@ -109,6 +109,16 @@ def test_process_one_exits_at_the_interrupt_and_process_two_finishes(
                      ("ThreadCompleted", None, None)]
 
 
+def test_edit_from_the_command_line_records_who_changed_what(
+        env: dict[str, str], projector: subprocess.Popen[bytes]) -> None:
+    _start(env, "tx-edit")
+    edited = _json(amber(env, "edit", "tx-edit", "--values", '{"approval_granted": true}',
+                         "--as-node", "human_review", "--actor", "eve"))
+    assert edited["status"] == "running" and edited["seq"] == 3
+    last = _json(amber(env, "history", "tx-edit", "--json"))["events"][-1]
+    assert (last["type"], last["node"], last["actor"]) == ("StateEdited", "human_review", "eve")
+
+
 def test_rejection_ends_without_sending(env: dict[str, str],
                                         projector: subprocess.Popen[bytes]) -> None:
     _start(env, "tx-reject")
