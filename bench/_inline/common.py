@@ -399,17 +399,20 @@ def chat_reply(turn: int) -> dict[str, Any]:
     return {"role": "assistant", "content": _text(-1 - turn)}
 
 
-_WORDS = ["".join(random.Random(n).choices(string.ascii_lowercase, k=3 + n % 7))
-          for n in range(2000)]
+@functools.cache
+def _words() -> list[str]:
+    # built on first use: every bench process imports this module, few chat
+    return ["".join(random.Random(n).choices(string.ascii_lowercase, k=3 + n % 7))
+            for n in range(2000)]
 
 
 def _text(seed: int) -> str:
     """Pseudo-random words, the same for the same seed: LZ compresses them about as
     much as prose, so PostgreSQL's TOAST compression is neither helped nor hurt."""
-    rng = random.Random(seed)
-    words: list[str] = []
-    while sum(len(w) + 1 for w in words) < MESSAGE_CHARS:
-        words.append(rng.choice(_WORDS))
+    rng, words, size = random.Random(seed), [], 0
+    while size < MESSAGE_CHARS:
+        words.append(rng.choice(_words()))
+        size += len(words[-1]) + 1
     return " ".join(words)[:MESSAGE_CHARS]
 
 
