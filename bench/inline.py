@@ -234,9 +234,10 @@ def chat(args: argparse.Namespace, ls: Lockstep, participants: list[tuple[str, N
     """The chat case, and the bytes each side stored for it (all the copies it keeps)."""
     say(f"chat: {args.chat_history} messages of history, {CHAT_NODES} replies per thread")
     history = {"history": args.chat_history}
-    ls.warm(participants, "chat", ids("warm-chat"), 2, extra=history)
+    turn = 2 * args.concurrency  # a turn keeps every thread of the pool busy
+    ls.warm(participants, "chat", ids("warm-chat"), turn, extra=history)
     before = {name: side.call(op="stored_bytes") for name, side in ls.sides.items()}
-    ls.phase("chat", participants, "chat", ids("chat"), chunked(args.chat_threads, 2),
+    ls.phase("chat", participants, "chat", ids("chat"), chunked(args.chat_threads, turn),
              weight=CHAT_NODES, extra=history)
     after = {name: side.call(op="stored_bytes") for name, side in ls.sides.items()}
     return {name: {k: after[name][k] - before[name][k] for k in after[name]} for name in after}

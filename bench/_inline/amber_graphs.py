@@ -90,7 +90,8 @@ def _chat_node(state: ChatState) -> dict[str, Any]:
     return {"messages": [chat_reply(state.turn)], "turn": state.turn + 1}
 
 
-def chat_graph(nodes: int = CHAT_NODES) -> CompiledGraph:
-    g = Graph(ChatState, name=f"bench_chat_{nodes}")
-    return add_chain(g, [(f"c{i:02d}", _chat_node) for i in range(nodes)], START, END).compile()
+def chat_graph() -> CompiledGraph:
+    g = Graph(ChatState, name=f"bench_chat_{CHAT_NODES}")
+    return add_chain(g, [(f"c{i:02d}", _chat_node) for i in range(CHAT_NODES)],
+                     START, END).compile()
 

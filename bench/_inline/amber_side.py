@@ -20,7 +20,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bench._inline.common import Totals, run_items, serve, versions
+from bench._inline.common import (
+    CHAT_NODES,
+    Totals,
+    chat_history,
+    run_items,
+    serve,
+    table_bytes,
+    versions,
+)
 
 
 def instrument(cp: Any) -> Totals:
@@ -56,16 +64,12 @@ class AmberSide:
         assert res.status == "completed" and res.state["count"] == self.nodes, res
 
     def chat_run(self, thread: str, history: int) -> None:
-        from bench._inline.common import CHAT_NODES, chat_history
-
         res = self.chat.start(thread, {"messages": chat_history(history)}, checkpointer=self.cp)
         assert res.status == "completed" and res.state["turn"] == CHAT_NODES, res
 
     def stored_bytes(self) -> dict[str, int]:
         """The events topic's size on the broker, and the projection's tables."""
         from kafka import KafkaAdminClient
-
-        from bench._inline.common import table_bytes
 
         # the projection's share counts only once the projector has applied everything
         self.cp.projection.wait_for_offsets(self.cp.log.end_offsets(), timeout_s=60)
