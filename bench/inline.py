@@ -232,6 +232,8 @@ def schedule(args: argparse.Namespace, ls: Lockstep, stack: AmberStack | None,
 def chat(args: argparse.Namespace, ls: Lockstep, participants: list[tuple[str, None]],
          ids: Any) -> dict[str, dict[str, int]]:
     """The chat case, and the bytes each side stored for it (all the copies it keeps)."""
+    if args.chat_threads <= 0:
+        return {}
     say(f"chat: {args.chat_history} messages of history, {CHAT_NODES} replies per thread")
     history = {"history": args.chat_history}
     turn = 2 * args.concurrency  # a turn keeps every thread of the pool busy
@@ -319,6 +321,10 @@ def results(args: argparse.Namespace, ls: Lockstep, info: dict[str, Any],
                                  for st in lg_hitl),
             },
         }
+        b2b = comp["hitl_back_to_back_round_trips_per_s"]
+        b2b["ratio"] = ratio(b2b["amber"], b2b["langgraph"])
+    if comp and sides["amber"]["chat"] and sides["langgraph"]["chat"]:
+        am, lg = sides["amber"], sides["langgraph"]
         comp["chat_long_history"] = {
             "steps_per_s": {"amber": am["chat"]["steps_per_s"],
                             "langgraph_sync": lg["chat"]["steps_per_s"],
@@ -328,8 +334,6 @@ def results(args: argparse.Namespace, ls: Lockstep, info: dict[str, Any],
                 "langgraph": lg["chat"]["stored_bytes_per_step"],
                 "langgraph_over_amber": ratio(lg["chat"]["stored_bytes_per_step"],
                                               am["chat"]["stored_bytes_per_step"])}}
-        b2b = comp["hitl_back_to_back_round_trips_per_s"]
-        b2b["ratio"] = ratio(b2b["amber"], b2b["langgraph"])
     if cold:
         comp["cold_start_exec_to_first_kafka_request_s"] = {
             "amber_median": cold["median"]["exec_to_first_kafka_request_s"],
