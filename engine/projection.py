@@ -104,9 +104,10 @@ class ProjectionReader(ABC):
         """
         progress = self.progress(partition)
         view = self.get_thread(thread_id)
-        head = None if view is None else self.history(
-            thread_id, after_seq=view.head.seq - 1, limit=1)[0]
-        return ThreadHead(progress=progress, view=view, head=head)
+        heads = [] if view is None else self.history(thread_id, after_seq=view.head.seq - 1,
+                                                     limit=1)
+        # A row without its head event is reported, not raised, as the PostgreSQL reader does
+        return ThreadHead(progress=progress, view=view, head=heads[0] if heads else None)
 
     def wait_for_offset(self, partition: int, offset: int, *, timeout_s: float) -> None:
         """Return once every record of `partition` before `offset` is projected.
