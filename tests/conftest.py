@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from tests import scratch
 from tests.stack import IN_CI, Endpoints, require_confluent, resolve
 
 
@@ -22,7 +24,19 @@ def stack() -> Endpoints:
         if IN_CI:
             pytest.fail(f"real stack unavailable in CI: {e}", pytrace=False)
         pytest.skip(f"real stack unavailable: {e}")
+    _sweep(endpoints)
     return endpoints
+
+
+def _sweep(endpoints: Endpoints) -> None:
+    """Drop what dead test runs on this host left behind (tests/scratch.py)."""
+    try:
+        swept = scratch.sweep(endpoints.kafka_bootstrap, endpoints.database_url)
+    except Exception as e:  # housekeeping: the tests themselves do not depend on it
+        logging.getLogger(__name__).warning("sweeping leftovers failed: %s", e)
+        return
+    if swept.topics or swept.databases:
+        logging.getLogger(__name__).warning("dropped leftovers of dead test runs: %s", swept)
 
 
 def _check_kafka(bootstrap: str) -> None:
@@ -41,7 +55,7 @@ def _check_postgres(url: str) -> None:
 @pytest.fixture
 def topic_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
     """A prefix no other test uses, so each test has its own topics (deleted afterwards)."""
-    prefix = f"amber-test-{uuid.uuid4().hex[:12]}"
+    prefix = scratch.topic_prefix()
     yield prefix
     if "stack" in request.fixturenames:
         _delete_topics(request.getfixturevalue("stack").kafka_bootstrap, prefix)
@@ -97,23 +111,8 @@ def confluent_log(stack: Endpoints, topic_prefix: str) -> Iterator[object]:
 @pytest.fixture
 def pg_url(stack: Endpoints) -> Iterator[str]:
     """The URL of a fresh, empty database, dropped after the test."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"amber_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _with_database(stack.database_url, name)
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
-
-
-def _with_database(url: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    with scratch.fresh_database(stack.database_url) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,19 +15,19 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from engine.eventlog import EventLog
 from projector.digest import database_digests
 from projector.faults import PROJECTOR_POINTS
 from projector.runner import Projector
 from tests.factories import append_records, noisy_log
+from tests.processes import spawn
+from tests.scratch import fresh_database
 from tests.stack import Endpoints
 from tests.waiting import wait_until
 
@@ -42,13 +42,8 @@ AMBER = [sys.executable, "-m", "consumers"]
 @pytest.fixture
 def reference_url(stack: Endpoints) -> Iterator[str]:
     """A second fresh database, for the undisturbed reference projection."""
-    name = f"amber_ref_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield stack.database_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+    with fresh_database(stack.database_url) as url:
+        yield url
 
 
 def project_reference(log: EventLog, url: str) -> dict[str, str]:
@@ -62,7 +57,7 @@ def projector_proc(env: dict[str, str], *args: str, fault: str | None = None,
     full = {k: v for k, v in env.items() if k != "AMBER_FAULT"}
     if fault is not None:
         full["AMBER_FAULT"] = fault
-    return subprocess.Popen([*AMBER, "projector", "--wait-lock", "30", *args], env=full,
+    return spawn([*AMBER, "projector", "--wait-lock", "30", *args], env=full,
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
