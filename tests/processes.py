@@ -1,11 +1,30 @@
-"""Ending the Amber processes a test started: politely first, for sure in the end."""
+"""Starting the Amber processes a test needs; ending them politely first, for sure in the end."""
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterable
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def spawn(args: list[str], **popen: Any) -> subprocess.Popen[Any]:
+    """subprocess.Popen, but the child gets SIGTERM when this process dies.
+
+    A test run killed outright never reaches its teardown; its projectors and
+    workers would otherwise outlive it, polling topics that are gone.
+    """
+    return subprocess.Popen(args, preexec_fn=_die_with_parent, **popen)
+
+
+def _die_with_parent() -> None:
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from consumers.api_auth import SignedRequest, webhook_headers
-from tests.processes import free_port, terminate
+from tests.processes import free_port, spawn, terminate
 from tests.waiting import race, wait_until
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ class Stack:
 
     def spawn(self, name: str, *args: str) -> None:
         out = (self.logs / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen([*AMBER, *args], env=self.env, cwd=ROOT,
+        self.procs[name] = spawn([*AMBER, *args], env=self.env, cwd=ROOT,
                                             stdout=out, stderr=subprocess.STDOUT)
 
     def tail(self) -> str:

@@ -25,7 +25,7 @@ from engine.errors import EventLogError, LogUnavailableError, SettingsError
 from engine.eventlog import EventLog
 from engine.settings import Settings
 from tests.eventbuild import chain, poll_at_least
-from tests.processes import terminate
+from tests.processes import spawn, terminate
 from tests.stack import Endpoints, require_confluent
 
 require_confluent(module=True)
@@ -189,7 +189,7 @@ def test_a_thread_started_and_resumed_through_librdkafka_is_projected(
         return json.loads(done.stdout) if done.stdout.strip().startswith("{") else None
 
     run("db", "migrate")
-    projector = subprocess.Popen([*amber, "projector"], env=env, cwd=ROOT,
+    projector = spawn([*amber, "projector"], env=env, cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         thread = f"fast-{uuid.uuid4().hex[:8]}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.processes import terminate
+from tests.processes import spawn, terminate
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def projector(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     amber(env, "db", "migrate")
-    proc = subprocess.Popen([*AMBER, "projector"], env=env, cwd=ROOT,
+    proc = spawn([*AMBER, "projector"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield proc
     terminate([proc])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.acceptance import accepted_history
-from tests.processes import terminate
+from tests.processes import spawn, terminate
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -23,7 +23,7 @@ AMBER = [sys.executable, "-m", "consumers"]
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*AMBER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    return spawn([*AMBER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
 
@@ -89,7 +89,7 @@ def test_two_workers_run_threads_survive_a_kill_and_finish_once(
 
 def test_sigterm_stops_a_worker_cleanly(env: dict[str, str],
                                         services: list[subprocess.Popen[bytes]]) -> None:
-    worker = subprocess.Popen([*AMBER, "worker", GRAPH], env=env, cwd=ROOT,
+    worker = spawn([*AMBER, "worker", GRAPH], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert worker.stderr is not None
