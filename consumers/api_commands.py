@@ -51,6 +51,7 @@ from engine.errors import (
 from engine.events import Event, EventType
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
+from engine.projection import ThreadNotFoundError
 from engine.service import ThreadService, catch_up
 
 WORKER_MODE = "worker"
@@ -122,21 +123,14 @@ class Commands:
 
     def _decide(self, thread_id: str, value: Any, interrupt_id: str | None,
                 reason: str | None, actor: str) -> Answer[DecisionResponse]:
-        view = self.cp.projection.get_thread(thread_id) or self._caught_up(thread_id)
-        graph = self.graphs.get(view.graph)
-        if graph is None:
-            raise GraphNotServedError(f"thread {thread_id!r} runs graph {view.graph!r}, which "
-                                      "this server does not serve")
-        if view.mode != WORKER_MODE:
-            raise NotOnWorkersError(f"thread {thread_id!r} runs {view.mode or 'inline'}, not on "
-                                    "the workers: nothing would continue it after a decision "
-                                    "here; resume it with `amber resume`")
-        service = ThreadService(graph, self.cp)
+        service = ThreadService(self._served_on_workers(thread_id), self.cp)
+        cursor = service.load(thread_id)
+        view = cursor.view
         aimed_at = interrupt_id or (view.interrupt.id if view.status == "interrupted"
                                     and view.interrupt is not None else None)
         try:
             decided = service.decide(thread_id, value, actor=actor, interrupt_id=interrupt_id,
-                                     reason=reason)
+                                     reason=reason, loaded=cursor)
         except (ThreadNotWaitingError, StaleInterruptError, ConflictError):
             earlier = self._answer_to(service, thread_id, aimed_at, value, actor)
             if earlier is None:
@@ -177,6 +171,27 @@ class Commands:
                                         "state": state})
 
     # --- helpers (callers hold the gate) --------------------------------------------------
+    def _served_on_workers(self, thread_id: str) -> CompiledGraph:
+        """The thread's graph, if this server serves it and the workers drive the thread.
+
+        Reads only the thread's graph and mode: the decision loads the full head next.
+        """
+        found = self.cp.projection.thread_graph(thread_id)
+        if found is None:
+            catch_up(self.cp, thread_id)
+            found = self.cp.projection.thread_graph(thread_id)
+        if found is None:
+            raise ThreadNotFoundError(thread_id)
+        graph = self.graphs.get(found.graph)
+        if graph is None:
+            raise GraphNotServedError(f"thread {thread_id!r} runs graph {found.graph!r}, which "
+                                      "this server does not serve")
+        if found.mode != WORKER_MODE:
+            raise NotOnWorkersError(f"thread {thread_id!r} runs {found.mode or 'inline'}, not on "
+                                    "the workers: nothing would continue it after a decision "
+                                    "here; resume it with `amber resume`")
+        return graph
+
     def _caught_up(self, thread_id: str) -> ThreadView:
         """The view once the projection holds the thread's events (read-your-writes)."""
         catch_up(self.cp, thread_id)

@@ -127,13 +127,13 @@ def _graph_name(cp: Any, thread_id: str) -> str:
     from engine.projection import ThreadNotFoundError
     from engine.service import catch_up
 
-    view = cp.projection.get_thread(thread_id)
-    if view is None:
+    found = cp.projection.thread_graph(thread_id)
+    if found is None:
         catch_up(cp, thread_id)
-        view = cp.projection.get_thread(thread_id)
-    if view is None:
+        found = cp.projection.thread_graph(thread_id)
+    if found is None:
         raise ThreadNotFoundError(thread_id)
-    return str(view.graph)
+    return str(found.graph)
 
 
 @app.command()

@@ -59,6 +59,14 @@ class Progress:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadGraph:
+    """Which graph a thread runs and who drives it: never changes after ThreadStarted."""
+
+    graph: str
+    mode: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ThreadHead:
     """A thread's row and head event, with its partition's progress, read together.
 
@@ -138,6 +146,11 @@ class ProjectionReader(ABC):
         for cp in self.history(thread_id, limit=seq + 1):
             state = fold(state, cp.event.ops())
         return state
+
+    def thread_graph(self, thread_id: str) -> ThreadGraph | None:
+        """The thread's graph and mode, without its state (adapters read just those)."""
+        view = self.get_thread(thread_id)
+        return None if view is None else ThreadGraph(graph=view.graph, mode=view.mode)
 
     def require(self, thread_id: str) -> ThreadView:
         view = self.get_thread(thread_id)

@@ -155,13 +155,16 @@ class ThreadService:
         return self.append_confirmed(None, draft, since=Position(partition, end))
 
     def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
-               reason: str | None = None) -> Decided:
-        """Append DecisionRecorded on the open interrupt (a repeat appends nothing)."""
+               reason: str | None = None, loaded: Cursor | None = None) -> Decided:
+        """Append DecisionRecorded on the open interrupt (a repeat appends nothing).
+
+        `loaded`: the thread as the caller just load()ed it, to save reading it again.
+        """
         try:
             canonical_text(value)
         except CanonicalJSONError as e:
             raise InvalidDecisionError(f"decision value is not JSON: {e}") from e
-        cursor = self.load(thread_id)
+        cursor = loaded or self.load(thread_id)
         earlier = self.find_repeat(cursor, value, actor, interrupt_id)
         if earlier is not None:
             return Decided(cursor=cursor, earlier=earlier)

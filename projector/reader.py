@@ -29,6 +29,7 @@ from engine.projection import (
     Progress,
     ProjectionReader,
     RejectedEvent,
+    ThreadGraph,
     ThreadHead,
 )
 from projector.batch import DeadLetter
@@ -92,6 +93,12 @@ class PostgresProjectionReader(ProjectionReader):
     def get_thread(self, thread_id: str) -> ThreadView | None:
         with self._conn("reading a thread") as conn:
             return _thread(conn, thread_id)
+
+    def thread_graph(self, thread_id: str) -> ThreadGraph | None:
+        with self._conn("reading a thread's graph") as conn:
+            row = conn.execute("SELECT graph, mode FROM threads WHERE thread_id = %s",
+                               (thread_id,)).fetchone()
+        return None if row is None else ThreadGraph(graph=row[0], mode=row[1])
 
     def history(self, thread_id: str, *, after_seq: int = -1,
                 limit: int = 1000) -> list[Checkpoint]:

@@ -28,6 +28,7 @@ from engine.projection import (
     LogProjection,
     Progress,
     ProjectionReader,
+    ThreadGraph,
     ThreadNotFoundError,
 )
 from tests.factories import (
@@ -92,12 +93,23 @@ def test_unknown_thread_is_absent_everywhere(backend: Backend) -> None:
     backend.append(thread_events("known", 3))
     r = backend.reader
     assert r.get_thread("nope") is None
+    assert r.thread_graph("nope") is None
     assert r.history("nope") == []
     assert r.rejected("nope") == []
     with pytest.raises(ThreadNotFoundError):
         r.require("nope")
     with pytest.raises(ThreadNotFoundError):
         r.get_state("nope")
+
+
+def test_thread_graph_is_the_graph_and_mode_it_started_with(backend: Backend) -> None:
+    events = thread_events("routed", 5, end="interrupted")
+    backend.append(events)
+
+    found = backend.reader.thread_graph("routed")
+
+    assert found == ThreadGraph(graph=GRAPH.name, mode="inline")
+    assert events[0].mode == "inline" and events[0].graph == GRAPH
 
 
 @pytest.mark.parametrize("end", ["completed", "interrupted", "failed", "cancelled", "running"])
