@@ -155,24 +155,28 @@ class EventLog(ABC):
         self._close_reused_reader()
 
     def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
-        """Records of one partition from `start` up to `end` (default: the current end).
+        """Records of one partition from `start` up to `end` (default: the current end)."""
+        stop = self.end_offset(partition) if end is None else end
+        if start >= stop:
+            return iter(())
+        return iter(self._read_range(partition, start, stop))
+
+    def _read_range(self, partition: int, start: int, stop: int) -> list[Delivery]:
+        """Every record of `partition` from `start` below `stop` (`read` asks only for
+        `start` < `stop`); adapters that fetch without a cursor override this.
 
         Every call reuses one cursor: a new Kafka consumer costs a bootstrap,
         which every resume paid (~50 ms) before.
         """
-        stop = self.end_offset(partition) if end is None else end
-        if start >= stop:
-            return iter(())
         with self._read_lock:
             if self._adhoc is None:
                 self._adhoc = self._bounded_reader({partition: start})
             else:
                 self._adhoc.reseek({partition: start})
             try:
-                records = list(drain(self._adhoc, partition, stop))
+                return list(drain(self._adhoc, partition, stop))
             finally:
                 self._adhoc.park()
-        return iter(records)
 
     def _bounded_reader(self, start: dict[int, int]) -> LogReader:
         """The cursor read() reuses; adapters may tune it for reads that have an end."""
@@ -191,12 +195,24 @@ class EventLog(ABC):
                 yield delivery
 
 
+class StallWatch:
+    """Ends a bounded read that stopped making progress: the log is then unreachable."""
+
+    def __init__(self, partition: int, stop: int) -> None:
+        self._reading = f"partition {partition} up to {stop}"
+        self._deadline = time.monotonic() + READ_STALL_S
+
+    def note(self, *, progressed: bool) -> None:
+        """Record one attempt; raises LogUnavailableError after READ_STALL_S without progress."""
+        if progressed:
+            self._deadline = time.monotonic() + READ_STALL_S
+        elif time.monotonic() > self._deadline:
+            raise LogUnavailableError(f"no progress reading {self._reading}")
+
+
 def drain(cursor: LogReader, partition: int, stop: int) -> Iterator[Delivery]:
-    idle_deadline = time.monotonic() + READ_STALL_S
+    stall = StallWatch(partition, stop)
     while cursor.positions()[partition] < stop:
         batch = cursor.poll(max_records=2000, timeout_s=1.0)
-        if batch:
-            idle_deadline = time.monotonic() + READ_STALL_S
-        elif time.monotonic() > idle_deadline:
-            raise LogUnavailableError(f"no progress reading partition {partition} up to {stop}")
+        stall.note(progressed=bool(batch))
         yield from (d for d in batch if d.position.offset < stop)

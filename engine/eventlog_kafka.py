@@ -31,12 +31,12 @@ from kafka.errors import (
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import (
     GATHER_BYTES,
-    READ_STALL_S,
     TOPIC_CONFIG,
     Delivery,
     EventLog,
     LogReader,
     Position,
+    StallWatch,
     Tail,
     decode_delivery,
 )
@@ -158,13 +158,6 @@ class KafkaEventLog(EventLog):
             ends: dict[int, int] = client.end_offsets(partitions)
         return ends
 
-    def read(self, partition: int, start: int = 0, end: int | None = None) -> Iterator[Delivery]:
-        """Records of one partition from `start` up to `end`, fetched in the calling thread."""
-        stop = self.end_offset(partition) if end is None else end
-        if start >= stop:
-            return iter(())
-        return iter(self._fetch_range(partition, start, stop))
-
     def tail(self, partition: int, start: int, *, most: int) -> Tail:
         """One fetch answers both: it carries the end offset and the records before it.
 
@@ -182,22 +175,20 @@ class KafkaEventLog(EventLog):
                 return Tail(end, [] if start >= end else None)
         if first.end - start > most:
             return Tail(first.end, None)
-        return Tail(first.end, self._fetch_range(partition, first.next_offset, first.end,
-                                                 first.records))
+        return Tail(first.end, self._read_range(partition, first.next_offset, first.end,
+                                                first.records))
 
-    def _fetch_range(self, partition: int, next_offset: int, stop: int,
-                     fetched: Iterable[FetchedRecord] = ()) -> list[Delivery]:
-        """Records up to `stop`: those already `fetched`, then more from `next_offset`."""
+    def _read_range(self, partition: int, start: int, stop: int,
+                    fetched: Iterable[FetchedRecord] = ()) -> list[Delivery]:
+        """Records up to `stop`, fetched in the calling thread: those already `fetched`
+        (by tail), then more from `start`."""
         records = list(fetched)
-        stall_deadline = time.monotonic() + READ_STALL_S
-        while next_offset < stop:
-            more = self._fetch(partition, next_offset, wait_ms=100)
-            if more.next_offset > next_offset:
-                stall_deadline = time.monotonic() + READ_STALL_S
-            elif time.monotonic() > stall_deadline:
-                raise LogUnavailableError(f"no progress reading partition {partition} up to {stop}")
+        stall = StallWatch(partition, stop)
+        while start < stop:
+            more = self._fetch(partition, start, wait_ms=100)
+            stall.note(progressed=more.next_offset > start)
             records.extend(more.records)
-            next_offset = more.next_offset
+            start = more.next_offset
         return [decode_delivery(Position(partition, offset), key, value)
                 for offset, key, value in records if offset < stop]
 

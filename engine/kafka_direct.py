@@ -258,14 +258,7 @@ class _Lane:
     # -- end offsets -----------------------------------------------------------
 
     def end_offsets(self, partitions: Iterable[int]) -> dict[int, int]:
-        pending: dict[int, None] = dict.fromkeys(partitions)
-        deadline = time.monotonic() + self._timeout_s
-        ends: dict[int, int] = {}
-        while pending:
-            errors = self._per_leader(pending, self._list_offsets, deadline, ends)
-            pending = {p: None for p in pending if p not in ends}
-            if pending:
-                self._recover(errors, deadline)
+        ends: dict[int, int] = self._answered(dict.fromkeys(partitions), self._list_offsets)
         return ends
 
     def _list_offsets(self, node: int, parts: dict[int, None], deadline: float) -> dict[int, Any]:
@@ -284,14 +277,9 @@ class _Lane:
     # -- records ------------------------------------------------------------------
 
     def fetch(self, partition: int, offset: int, *, max_bytes: int, wait_ms: int) -> Fetched:
-        deadline = time.monotonic() + self._timeout_s
-        found: dict[int, Fetched] = {}
-        asked = {partition: (offset, max_bytes, wait_ms)}
-        while partition not in found:
-            errors = self._per_leader(asked, self._fetch, deadline, found)
-            if partition not in found:
-                self._recover(errors, deadline)
-        return found[partition]
+        found: Fetched = self._answered({partition: (offset, max_bytes, wait_ms)},
+                                        self._fetch)[partition]
+        return found
 
     def _fetch(self, node: int, parts: dict[int, tuple[int, int, int]],
                deadline: float) -> dict[int, Any]:
@@ -315,6 +303,19 @@ class _Lane:
                 for t in response.responses for r in t.partitions}
 
     # -- routing and recovery ----------------------------------------------------
+
+    def _answered(self, items: dict[int, Any],
+                  call: Callable[[int, dict[int, Any], float], dict[int, Any]]) -> dict[int, Any]:
+        """`call`'s answer for every item, asking again for those that failed until
+        `_recover` gives up (a leader moving, a broker restarting)."""
+        deadline = time.monotonic() + self._timeout_s
+        answers: dict[int, Any] = {}
+        while items:
+            errors = self._per_leader(items, call, deadline, answers)
+            items = {p: item for p, item in items.items() if p not in answers}
+            if items:
+                self._recover(errors, deadline)
+        return answers
 
     def _per_leader(self, items: dict[int, Any],
                     call: Callable[[int, dict[int, Any], float], dict[int, Any]],
