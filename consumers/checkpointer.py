@@ -59,13 +59,14 @@ def event_log(settings: Settings, *,
             raise confluent_missing(e) from None
         return ConfluentEventLog(bootstrap=settings.kafka_bootstrap,
                                  topic=settings.events_topic, partitions=settings.partitions,
-                                 ack_timeout_s=settings.ack_timeout_s, client_id=client_id)
+                                 ack_timeout_s=settings.ack_timeout_s, client_id=client_id,
+                                 compression=settings.kafka_compression)
     if settings.kafka_client == "kafka-python":
         from engine.eventlog_kafka import KafkaEventLog
 
         return KafkaEventLog(bootstrap=settings.kafka_bootstrap, topic=settings.events_topic,
                              partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s,
-                             client_id=client_id)
+                             client_id=client_id, compression=settings.kafka_compression)
     raise SettingsError("AMBER_KAFKA_CLIENT", f"unknown Kafka client {settings.kafka_client!r}")
 
 

@@ -47,6 +47,7 @@ from engine.eventlog import (
     Position,
     decode_delivery,
 )
+from engine.settings import Compression
 
 T = TypeVar("T")
 _LOG = logging.getLogger("amber.kafka")
@@ -124,8 +125,10 @@ class ConfluentEventLog(EventLog):
 
     def __init__(self, *, bootstrap: str, topic: str, partitions: int = 12,
                  ack_timeout_s: float = 30.0, client_id: str = "amber",
-                 replication_factor: int = 1, linger_ms: float = 0.0) -> None:
+                 replication_factor: int = 1, linger_ms: float = 0.0,
+                 compression: Compression = "none") -> None:
         super().__init__(topic=topic, partitions=partitions)
+        self._compression: Compression = compression
         self._bootstrap = bootstrap
         self._ack_timeout_s = ack_timeout_s
         self._client_id = client_id
@@ -156,6 +159,7 @@ class ConfluentEventLog(EventLog):
                 self._producer = Producer({
                     **self._common(), "enable.idempotence": True, "acks": "all",
                     "linger.ms": self._linger_ms, "message.timeout.ms": timeout_ms,
+                    "compression.type": self._compression,
                     "request.timeout.ms": timeout_ms,
                 })
             return self._producer

@@ -41,6 +41,7 @@ from engine.eventlog import (
     decode_delivery,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
+from engine.settings import Compression
 
 FETCH_BYTES = 1 << 20
 
@@ -67,8 +68,10 @@ class KafkaEventLog(EventLog):
     """Events topic on a Kafka cluster; create it with `ensure_topic()`."""
 
     def __init__(self, *, bootstrap: str, topic: str, partitions: int = 12,
-                 ack_timeout_s: float = 30.0, client_id: str = "amber") -> None:
+                 ack_timeout_s: float = 30.0, client_id: str = "amber",
+                 compression: Compression = "none") -> None:
         super().__init__(topic=topic, partitions=partitions)
+        self._compression: Compression = compression
         self._bootstrap = bootstrap
         self._ack_timeout_s = ack_timeout_s
         self._client_id = client_id
@@ -120,7 +123,7 @@ class KafkaEventLog(EventLog):
             raise failed[1]
         try:
             return DirectClient(topic=self.topic, timeout_s=self._ack_timeout_s,
-                                **self._common())
+                                compression=self._compression, **self._common())
         except KafkaError as e:
             error = _translate(e, "connecting to Kafka")
             if background:

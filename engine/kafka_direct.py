@@ -51,6 +51,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from engine.kafka_cluster import ClusterView, ms_left
 from engine.kafka_wire import BrokerChannel
+from engine.settings import Compression
 
 # Produce v13 and Fetch v13 name topics by id; brokers that speak them also speak v12.
 _PRODUCE_VERSIONS = (3, 12)
@@ -60,6 +61,7 @@ BATCH_BYTES = 512 * 1024
 _BACKOFF_S = 0.05
 _MAX_BACKOFF_S = 1.0
 MAX_IDLE_LANES = 16
+_CODECS: dict[Compression, int] = {"none": 0, "gzip": 1, "zstd": 4}  # record batch attribute
 # The broker must answer a produce (if only with REQUEST_TIMED_OUT) before we stop
 # listening: an answer lost to our own deadline leaves the batch's fate unknown.
 _BROKER_SHARE = 0.75
@@ -93,7 +95,7 @@ class DirectClient:
     """Appends to a topic, reads its end offsets and records; thread-safe."""
 
     def __init__(self, *, topic: str, client_id: str, timeout_s: float,
-                 **client: Any) -> None:
+                 compression: Compression = "none", **client: Any) -> None:
         self._cluster = ClusterView(topic=topic, timeout_s=timeout_s, client_id=client_id,
                                     **client)
         try:
@@ -104,7 +106,7 @@ class DirectClient:
         except BaseException:
             self._cluster.close()
             raise
-        self._lane_args = (self._cluster, client_id, timeout_s)
+        self._lane_args = (self._cluster, client_id, timeout_s, _CODECS[compression])
         self._idle: list[_Lane] = []
         self._closed = False
         self._lock = threading.Lock()  # guards _idle and _closed
@@ -158,8 +160,10 @@ class DirectClient:
 class _Lane:
     """Connections and a producer identity, used by one call at a time."""
 
-    def __init__(self, cluster: ClusterView, client_id: str, timeout_s: float) -> None:
+    def __init__(self, cluster: ClusterView, client_id: str, timeout_s: float,
+                 codec: int) -> None:
         self._meta = cluster
+        self._codec = codec
         self._topic = cluster.topic
         self._client_id = client_id
         self._timeout_s = timeout_s
@@ -213,7 +217,7 @@ class _Lane:
 
     def _build(self, partition: int, records: Records) -> _Batch:
         builder = DefaultRecordBatchBuilder(
-            magic=2, compression_type=0, is_transactional=False,
+            magic=2, compression_type=self._codec, is_transactional=False,
             producer_id=self._producer_id, producer_epoch=self._epoch,
             base_sequence=self._sequence[partition] & 0x7FFFFFFF, batch_size=1 << 30)
         now_ms = int(time.time() * 1000)

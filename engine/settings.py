@@ -18,6 +18,9 @@ T = TypeVar("T")
 
 KafkaClient = Literal["kafka-python", "confluent"]  # the EventLog adapters to choose from
 KAFKA_CLIENTS: tuple[KafkaClient, ...] = ("kafka-python", "confluent")
+# How appends compress their record batches; every consumer reads them all alike.
+Compression = Literal["none", "gzip", "zstd"]
+COMPRESSIONS: tuple[Compression, ...] = ("none", "gzip", "zstd")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +30,7 @@ class Settings:
     database_url: str = "postgresql://amber:amber@127.0.0.1:5432/amber"
     topic_prefix: str = "amber"
     partitions: int = 12
+    kafka_compression: Compression = "none"  # of record batches: gzip or zstd cut big states
     snapshot_every: int = 50
     ack_timeout_s: float = 30.0
     catchup_timeout_s: float = 10.0
@@ -50,6 +54,8 @@ class Settings:
             database_url=_read(env, "AMBER_DATABASE_URL", _pg_url, d.database_url),
             topic_prefix=_read(env, "AMBER_TOPIC_PREFIX", _nonempty, d.topic_prefix),
             partitions=_read(env, "AMBER_PARTITIONS", _positive_int, d.partitions),
+            kafka_compression=_read(env, "AMBER_KAFKA_COMPRESSION", _compression,
+                                    d.kafka_compression),
             snapshot_every=_read(env, "AMBER_SNAPSHOT_EVERY", _positive_int, d.snapshot_every),
             ack_timeout_s=_read(env, "AMBER_ACK_TIMEOUT_S", _positive_float, d.ack_timeout_s),
             catchup_timeout_s=_read(env, "AMBER_CATCHUP_TIMEOUT_S", _positive_float,
@@ -82,6 +88,13 @@ def _kafka_client(raw: str) -> KafkaClient:
     value = raw.strip().lower()
     if value not in KAFKA_CLIENTS:
         raise ValueError(f"must be one of {', '.join(KAFKA_CLIENTS)}")
+    return value
+
+
+def _compression(raw: str) -> Compression:
+    value = raw.strip().lower()
+    if value not in COMPRESSIONS:
+        raise ValueError(f"must be one of {', '.join(COMPRESSIONS)}")
     return value
 
 

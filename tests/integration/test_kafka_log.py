@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import defaultdict
@@ -12,12 +13,14 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from engine.acceptance import accepted_history
+from engine.delta import State, set_op
 from engine.errors import EventLogError, LogUnavailableError
 from engine.eventlog import Delivery
 from engine.eventlog_confluent import ConfluentEventLog
 from engine.eventlog_kafka import KafkaEventLog
 from engine.events import Event
-from tests.eventbuild import chain
+from engine.settings import Compression
+from tests.eventbuild import chain, step
 from tests.processes import free_port
 from tests.stack import Endpoints
 
@@ -26,9 +29,11 @@ pytestmark = pytest.mark.integration
 RealLog = KafkaEventLog | ConfluentEventLog
 
 
-def _adapter(name: str, bootstrap: str, topic: str, ack_timeout_s: float = 30.0) -> RealLog:
+def _adapter(name: str, bootstrap: str, topic: str, ack_timeout_s: float = 30.0,
+             compression: Compression = "none") -> RealLog:
     kind = ConfluentEventLog if name == "confluent" else KafkaEventLog
-    return kind(bootstrap=bootstrap, topic=topic, ack_timeout_s=ack_timeout_s)
+    return kind(bootstrap=bootstrap, topic=topic, ack_timeout_s=ack_timeout_s,
+                compression=compression)
 
 
 @pytest.fixture(params=["kafka-python", "confluent"])
@@ -143,3 +148,49 @@ def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(adapter: str, opera
     assert isinstance(caught.value, LogUnavailableError)
     assert caught.value.retryable
     assert time.monotonic() - began < 15  # bounded by the ack timeout, not kafka's 30 s default
+
+
+def _wordy_thread(thread_id: str, n: int) -> list[Event]:
+    """Events carrying ~20 KB of prose each: what model output in a state looks like."""
+    words = ["refund", "invoice", "approved", "the", "customer", "account", "wire", "policy"]
+    rng = random.Random(7)
+    events: list[Event] = []
+    state: State = {}
+    for seq in range(n):
+        text = " ".join(rng.choice(words) for _ in range(3000))
+        event, state = step(events[-1] if events else None, state, [set_op("text", text)],
+                            thread_id=thread_id, node=None if seq == 0 else "draft")
+        events.append(event)
+    return events
+
+
+def _stored_bytes(bootstrap: str, topic: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        dirs = admin.describe_log_dirs()
+    finally:
+        admin.close()
+    return sum(p["partition_size"] for broker in dirs for d in broker["log_dirs"]
+               for t in d["topics"] if t["name"] == topic for p in t["partitions"])
+
+
+@pytest.mark.parametrize("adapter", ["kafka-python", "confluent"])
+def test_compressed_appends_read_back_the_same_from_a_third_of_the_space(
+        adapter: str, stack: Endpoints, topic_prefix: str) -> None:
+    events = _wordy_thread("wordy", 30)
+    stored: dict[str, int] = {}
+    for codec in ("none", "zstd"):
+        topic = f"{topic_prefix}.{codec}"
+        log = _adapter(adapter, stack.kafka_bootstrap, topic, compression=codec)
+        other = _adapter("confluent" if adapter == "kafka-python" else "kafka-python",
+                         stack.kafka_bootstrap, topic)
+        try:
+            log.ensure_topic()
+            partition = {p.partition for e in events for p in log.append([e])}.pop()
+            assert [d.event for d in log.read(partition)] == events
+            assert [d.event for d in other.read(partition)] == events  # any client decodes
+        finally:
+            log.close()
+            other.close()
+        stored[codec] = _stored_bytes(stack.kafka_bootstrap, topic)
+    assert stored["zstd"] * 3 < stored["none"], stored

@@ -24,7 +24,7 @@ def test_every_variable_is_read() -> None:
         "AMBER_TOPIC_PREFIX": "prod", "AMBER_PARTITIONS": "24", "AMBER_SNAPSHOT_EVERY": "7",
         "AMBER_ACK_TIMEOUT_S": "2.5", "AMBER_CATCHUP_TIMEOUT_S": "4", "AMBER_API_TOKENS": "t=a",
         "AMBER_OUTBOX_DIR": "/tmp/out", "AMBER_LLM_URL": "http://llm",
-        "AMBER_PROJECTOR_GATHER_MS": "0",
+        "AMBER_PROJECTOR_GATHER_MS": "0", "AMBER_KAFKA_COMPRESSION": "ZSTD",
     }
 
     settings = Settings.from_env(env)
@@ -32,7 +32,8 @@ def test_every_variable_is_read() -> None:
     assert settings == Settings(
         kafka_bootstrap="kafka:9093", database_url="postgres://u:p@db/x", topic_prefix="prod",
         partitions=24, snapshot_every=7, ack_timeout_s=2.5, catchup_timeout_s=4.0,
-        api_tokens="t=a", outbox_dir="/tmp/out", llm_url="http://llm", projector_gather_ms=0)
+        api_tokens="t=a", outbox_dir="/tmp/out", llm_url="http://llm", projector_gather_ms=0,
+        kafka_compression="zstd")
     assert settings.events_topic == "prod.events"
 
 
@@ -57,6 +58,7 @@ def test_from_env_reads_the_process_environment_by_default(
     ("AMBER_KAFKA_BOOTSTRAP", "   "),
     ("AMBER_TOPIC_PREFIX", ""),
     ("AMBER_OUTBOX_DIR", " "),
+    ("AMBER_KAFKA_COMPRESSION", "snappy"),
 ])
 def test_a_bad_variable_fails_naming_it(variable: str, value: str) -> None:
     env = {"AMBER_PARTITIONS": "12", variable: value}
