@@ -18,6 +18,7 @@ from projector.errors import MigrationError
 MIGRATIONS: tuple[str, ...] = (
     "0001_projection.sql",
     "0002_position_time.sql",
+    "0003_lz4_toast.sql",
 )
 # Advisory-lock keys (class, id) of the projector; the class spells "AM".
 LOCK_CLASS_MIGRATIONS = 0x414D0001

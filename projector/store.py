@@ -38,7 +38,7 @@ PROJECTION_TABLES = ("threads", "checkpoints", "rejected_events", "dead_letters"
                      "projector_positions")
 _STAGE = "amber_thread_stage"
 _STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
-              f"(LIKE threads INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+              f"(LIKE threads INCLUDING DEFAULTS INCLUDING COMPRESSION) ON COMMIT DELETE ROWS")
 _UPSERT = (
     f"INSERT INTO threads ({column_list(THREAD_COLUMNS)}, state) "
     f"SELECT {column_list(THREAD_COLUMNS)}, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -118,6 +119,24 @@ def test_nul_inside_json_is_kept_exactly_and_only_the_jsonb_copy_is_dropped(
     assert state is None and json.loads(text) == w.state
     assert reader.get_thread("nul-json") == rebuild(w.events)
     assert [cp.event for cp in reader.history("nul-json")] == w.events
+
+
+def test_large_states_are_stored_lz4_compressed(kafka_log: EventLog, pg_url: str,
+                                                projector: Projector,
+                                                reader: PostgresProjectionReader) -> None:
+    # Also through the staging table the thread rows pass: a datum compressed there would
+    # be moved as it is, in pglz.
+    rng = random.Random(3)
+    words = ["refund", "approved", "customer", "invoice", "wire", "policy", "the", "a"]
+    w = ThreadWriter("wordy")
+    w.start(note=" ".join(rng.choice(words) for _ in range(20_000)))
+    kafka_log.append(w.events)
+    projector.catch_up()
+    [(method, stored, raw)] = query(pg_url, "SELECT pg_column_compression(state_text), "
+                                    "pg_column_size(state_text), octet_length(state_text) "
+                                    "FROM threads")
+    assert method == "lz4" and stored * 2 < raw, (method, stored, raw)
+    assert reader.get_thread("wordy") == rebuild(w.events)
 
 
 def test_state_hash_mismatch_is_recorded_on_the_thread(
