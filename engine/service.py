@@ -147,9 +147,10 @@ class ThreadService:
             raise ThreadExistsError(f"thread {thread_id!r} already exists")
         ops, state = self.graph.schema.initial(input)
         first = step.first_node(self.graph, self.graph.schema.load(state, node="__start__"))
+        # No snapshot: the delta sets every field, so it already is the whole state.
         draft = Draft(thread_id=thread_id, seq=0, type=EventType.THREAD_STARTED, node=None,
                       occurred_at=self.cp.clock(), graph=self.graph.ref, delta=ops,
-                      state_after=state, with_snapshot=True, actor=actor,
+                      state_after=state, actor=actor,
                       route={"next": first}, mode=mode)
         partition = self.cp.log.partition_of(thread_id)
         return self.append_confirmed(None, draft, since=Position(partition, end))

@@ -10,6 +10,7 @@ import pytest
 from engine.acceptance import accepted_history
 from engine.chain import hash_is_valid
 from engine.checkpointer import Checkpointer
+from engine.delta import fold
 from engine.errors import (
     ConflictError,
     InvalidDecisionError,
@@ -66,7 +67,11 @@ def test_history_is_a_valid_chain_with_snapshots(cp: Checkpointer) -> None:
     history = accepted_history(events)
     assert not history.rejected and all(hash_is_valid(e) for e in events)
     snapshotted = {e.seq for e in events if e.snapshot is not None}
-    assert {0, 2, 3, 6} <= snapshotted  # start, interrupt, every 3rd, completion
+    assert {2, 3, 6} <= snapshotted  # interrupt, every 3rd, completion
+    # ThreadStarted sets every field: its delta is the whole state, stored once
+    assert 0 not in snapshotted
+    assert fold({}, events[0].ops()) == cp.projection.get_state("t", 0)
+    assert set(cp.projection.get_state("t", 0)) == set(cp.projection.get_state("t"))
 
 
 def test_runner_view_is_what_every_reader_folds_from_the_log(cp: Checkpointer) -> None:
