@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -14,8 +15,12 @@ from tests.stack import IN_CI, Endpoints, require_confluent, resolve
 
 
 @pytest.fixture(scope="session")
-def stack() -> Endpoints:
-    """The real Kafka + PostgreSQL; fails in CI, skips elsewhere, if none can be had."""
+def stack() -> Iterator[Endpoints]:
+    """The real Kafka + PostgreSQL; fails in CI, skips elsewhere, if none can be had.
+
+    The run holds its lease (tests/scratch.py) while it lasts, so that no other
+    run's sweep takes its topics and databases for a dead run's.
+    """
     try:
         endpoints = resolve()
         _check_kafka(endpoints.kafka_bootstrap)
@@ -24,12 +29,14 @@ def stack() -> Endpoints:
         if IN_CI:
             pytest.fail(f"real stack unavailable in CI: {e}", pytrace=False)
         pytest.skip(f"real stack unavailable: {e}")
+    lease = scratch.Lease(endpoints.database_url)
     _sweep(endpoints)
-    return endpoints
+    yield endpoints
+    lease.close()
 
 
 def _sweep(endpoints: Endpoints) -> None:
-    """Drop what dead test runs on this host left behind (tests/scratch.py)."""
+    """Drop what dead test runs left behind (tests/scratch.py)."""
     try:
         swept = scratch.sweep(endpoints.kafka_bootstrap, endpoints.database_url)
     except Exception as e:  # housekeeping: the tests themselves do not depend on it
@@ -62,21 +69,11 @@ def topic_prefix(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def _delete_topics(bootstrap: str, prefix: str) -> None:
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    except KafkaError:
-        return
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            admin.delete_topics(mine)
-    except KafkaError:
-        pass  # best effort: a leftover topic costs disk, not correctness
-    finally:
-        admin.close()
+    with contextlib.suppress(KafkaError):  # best effort: a leftover is swept by the next run
+        scratch.delete_topics(bootstrap, [t for t in scratch.list_topics(bootstrap)
+                                          if t.startswith(prefix)])
 
 
 @pytest.fixture

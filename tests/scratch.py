@@ -1,53 +1,69 @@
 """Scratch topics and databases the tests create on the shared stack, and their cleanup.
 
-Each name carries its owner: a tag of this host and the pid of the pytest
-process. A run that dies before its teardown (SIGKILL, a second Ctrl-C, a
-crashed interpreter) leaves its topics and databases behind for good, and a
-broker with ~1,500 stale partitions measured 15-25% slower. At the start of
-a session, names owned by this host whose process is gone are dropped; a
-run still alive, or one on another host sharing the stack, is never touched.
+Each name carries the id of the pytest run that made it, and the run holds a
+PostgreSQL advisory lock on that id for as long as it lives: a lease that
+the server releases whenever the run's connection goes, SIGKILL included.
+A run that dies before its teardown (SIGKILL, a second Ctrl-C, a crashed
+interpreter) leaves its topics and databases behind for good, and a broker
+with ~1,500 stale partitions measured 15-25% slower. At the start of a
+session, names whose run's lease nobody holds are dropped. A lease, unlike
+a pid, is seen alike from every host, container and pid namespace that
+shares the stack, so a live run is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import re
-import socket
-import uuid
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
-_OWNED = re.compile(r"^amber[-_]test[-_](?P<host>[0-9a-f]{4})[-_](?P<pid>\d+)[-_]")
+RUN = secrets.token_hex(4)  # this pytest process's run id
+_LEASES = 0x414D0003  # advisory-lock class of test runs ("AM" + 3; the projector uses 1 and 2)
+_OWNED = re.compile(r"^amber[-_]test[-_]r(?P<run>[0-9a-f]{8})[-_]")
 
 
-def topic_prefix(pid: int | None = None) -> str:
-    return f"amber-test-{HOST}-{pid or os.getpid()}-{uuid.uuid4().hex[:8]}"
+def topic_prefix(run: str = RUN) -> str:
+    return f"amber-test-r{run}-{secrets.token_hex(4)}"
 
 
-def database_name(pid: int | None = None) -> str:
-    return f"amber_test_{HOST}_{pid or os.getpid()}_{uuid.uuid4().hex[:8]}"
+def database_name(run: str = RUN) -> str:
+    return f"amber_test_r{run}_{secrets.token_hex(4)}"
 
 
-def abandoned(name: str) -> bool:
-    """Whether `name` belongs to a test run on this host that is no longer running."""
-    owner = _OWNED.match(name)
-    if owner is None or owner["host"] != HOST:
-        return False
-    return not _alive(int(owner["pid"]))
+def owner(name: str) -> str | None:
+    """The run id a scratch name carries; None for any other name."""
+    found = _OWNED.match(name)
+    return None if found is None else found["run"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
+def _lease_key(run: str) -> tuple[int, int]:
+    return _LEASES, int.from_bytes(bytes.fromhex(run), "big", signed=True)
+
+
+class Lease:
+    """This run's advisory lock, held on a connection of its own until close()."""
+
+    def __init__(self, database_url: str, run: str = RUN) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(database_url, autocommit=True)
+        self._conn.execute("SELECT pg_advisory_lock(%s, %s)", _lease_key(run))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _alive(conn: Any, run: str) -> bool:
+    """Whether some session holds `run`'s lease (taking it for a moment tells)."""
+    key = _lease_key(run)
+    taken = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
+    if taken:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+    return not taken
 
 
 @dataclass
@@ -57,48 +73,71 @@ class Swept:
 
 
 def sweep(bootstrap: str, database_url: str) -> Swept:
-    """Delete the abandoned topics and drop the abandoned databases."""
-    return Swept(topics=_sweep_topics(bootstrap), databases=_sweep_databases(database_url))
+    """Delete the topics and drop the databases of runs whose lease nobody holds."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()]
+        topics = list_topics(bootstrap)
+        runs = {owner(n) for n in (*dbs, *topics)} - {None, RUN}
+        dead = {run for run in runs if run is not None and not _alive(conn, run)}
+    swept = Swept(topics=sorted(t for t in topics if owner(t) in dead),
+                  databases=sorted(d for d in dbs if owner(d) in dead))
+    delete_topics(bootstrap, swept.topics)
+    for name in swept.databases:
+        drop_database(database_url, name)
+    return swept
 
 
-def _sweep_topics(bootstrap: str) -> list[str]:
+# --- plain create / drop ---------------------------------------------------------------
+
+def list_topics(bootstrap: str) -> list[str]:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     try:
-        dead = sorted(t for t in admin.list_topics() if abandoned(t))
-        if dead:
-            admin.delete_topics(dead)
-        return dead
+        return list(admin.list_topics())
     finally:
         admin.close()
 
 
-def _sweep_databases(url: str) -> list[str]:
+def delete_topics(bootstrap: str, names: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    if not names:
+        return
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        admin.delete_topics(names)
+    finally:
+        admin.close()
+
+
+def create_database(admin_url: str, name: str) -> str:
+    """CREATE DATABASE `name` next to `admin_url`'s; its URL."""
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(url, autocommit=True) as admin:
-        names = [r[0] for r in admin.execute("SELECT datname FROM pg_database").fetchall()]
-        dead = sorted(n for n in names if abandoned(n))
-        for name in dead:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
-        return dead
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(name)))
 
 
 @contextlib.contextmanager
 def fresh_database(admin_url: str) -> Iterator[str]:
-    """A new database next to `admin_url`'s, owned by this run; dropped on exit."""
-    import psycopg
-    from psycopg import sql
-
+    """A new database owned by this run, dropped on exit."""
     name = database_name()
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = create_database(admin_url, name)
     try:
-        yield urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+        yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        drop_database(admin_url, name)
