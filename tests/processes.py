@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import ctypes
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterable
 from typing import Any
 
-_PR_SET_PDEATHSIG = 1
+# setpriv (util-linux) execs the command with a parent-death signal set: no code
+# runs between fork and exec in this multithreaded process, unlike a preexec_fn.
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM", "--"] if shutil.which("setpriv") else []
 
 
 def spawn(args: list[str], **popen: Any) -> subprocess.Popen[Any]:
-    """subprocess.Popen, but the child gets SIGTERM when this process dies.
+    """subprocess.Popen, but the child gets SIGTERM when the thread that started it ends.
 
-    A test run killed outright never reaches its teardown; its projectors and
-    workers would otherwise outlive it, polling topics that are gone.
+    Tests start their processes from the main thread, so in practice: when the
+    test run dies. A run killed outright never reaches its teardown; its
+    projectors and workers would otherwise outlive it, polling topics that are gone.
     """
-    return subprocess.Popen(args, preexec_fn=_die_with_parent, **popen)
-
-
-def _die_with_parent() -> None:
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    return subprocess.Popen([*_DIE_WITH_PARENT, *args], **popen)
 
 
 def free_port() -> int:
