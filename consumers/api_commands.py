@@ -51,8 +51,7 @@ from engine.errors import (
 from engine.events import Event, EventType
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
-from engine.projection import ThreadNotFoundError
-from engine.service import ThreadService, catch_up
+from engine.service import ThreadService, catch_up, thread_graph
 
 WORKER_MODE = "worker"
 # Never change without a version: the same Idempotency-Key must keep naming the same thread.
@@ -129,8 +128,8 @@ class Commands:
         aimed_at = interrupt_id or (view.interrupt.id if view.status == "interrupted"
                                     and view.interrupt is not None else None)
         try:
-            decided = service.decide(thread_id, value, actor=actor, interrupt_id=interrupt_id,
-                                     reason=reason, loaded=cursor)
+            decided = service.decide_on(cursor, value, actor=actor, interrupt_id=interrupt_id,
+                                        reason=reason)
         except (ThreadNotWaitingError, StaleInterruptError, ConflictError):
             earlier = self._answer_to(service, thread_id, aimed_at, value, actor)
             if earlier is None:
@@ -176,12 +175,7 @@ class Commands:
 
         Reads only the thread's graph and mode: the decision loads the full head next.
         """
-        found = self.cp.projection.thread_graph(thread_id)
-        if found is None:
-            catch_up(self.cp, thread_id)
-            found = self.cp.projection.thread_graph(thread_id)
-        if found is None:
-            raise ThreadNotFoundError(thread_id)
+        found = thread_graph(self.cp, thread_id)
         graph = self.graphs.get(found.graph)
         if graph is None:
             raise GraphNotServedError(f"thread {thread_id!r} runs graph {found.graph!r}, which "

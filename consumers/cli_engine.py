@@ -121,19 +121,9 @@ def _thread_graph(thread_id: str, graph: list[str]) -> Iterator[tuple[Any, Any]]
 
 
 def _graph_name(cp: Any, thread_id: str) -> str:
-    """The graph a thread runs. A thread never changes graph, so a projection that
-    already knows the thread answers at once; only an unknown one is worth the
-    catch-up that resume/edit then do anyway."""
-    from engine.projection import ThreadNotFoundError
-    from engine.service import catch_up
+    from engine.service import thread_graph
 
-    found = cp.projection.thread_graph(thread_id)
-    if found is None:
-        catch_up(cp, thread_id)
-        found = cp.projection.thread_graph(thread_id)
-    if found is None:
-        raise ThreadNotFoundError(thread_id)
-    return str(found.graph)
+    return thread_graph(cp, thread_id).graph
 
 
 @app.command()

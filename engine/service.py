@@ -33,6 +33,7 @@ from engine.ledger import ThreadView, advance
 from engine.projection import (
     CheckpointNotFoundError,
     Progress,
+    ThreadGraph,
     ThreadHead,
     ThreadNotFoundError,
 )
@@ -77,6 +78,20 @@ def catch_up(cp: Checkpointer, thread_id: str) -> int:
     partition = cp.log.partition_of(thread_id)
     end, _waited = _caught_up(cp, thread_id, partition, cp.projection.progress(partition))
     return end
+
+
+def thread_graph(cp: Checkpointer, thread_id: str) -> ThreadGraph:
+    """The thread's graph and mode; catches up only for a thread the projection lacks.
+
+    A thread never changes graph, so a projection that knows the thread at all knows it.
+    """
+    found = cp.projection.thread_graph(thread_id)
+    if found is None:
+        catch_up(cp, thread_id)
+        found = cp.projection.thread_graph(thread_id)
+    if found is None:
+        raise ThreadNotFoundError(thread_id)
+    return found
 
 
 def read_head(cp: Checkpointer, thread_id: str) -> tuple[ThreadHead, int]:
@@ -156,16 +171,16 @@ class ThreadService:
         return self.append_confirmed(None, draft, since=Position(partition, end))
 
     def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
-               reason: str | None = None, loaded: Cursor | None = None) -> Decided:
-        """Append DecisionRecorded on the open interrupt (a repeat appends nothing).
+               reason: str | None = None) -> Decided:
+        """Append DecisionRecorded on the open interrupt (a repeat appends nothing)."""
+        _require_json_decision(value)
+        return self.decide_on(self.load(thread_id), value, actor=actor,
+                              interrupt_id=interrupt_id, reason=reason)
 
-        `loaded`: the thread as the caller just load()ed it, to save reading it again.
-        """
-        try:
-            canonical_text(value)
-        except CanonicalJSONError as e:
-            raise InvalidDecisionError(f"decision value is not JSON: {e}") from e
-        cursor = loaded or self.load(thread_id)
+    def decide_on(self, cursor: Cursor, value: Any, *, actor: str,
+                  interrupt_id: str | None = None, reason: str | None = None) -> Decided:
+        """decide() on the thread as the caller just load()ed it: one read fewer."""
+        _require_json_decision(value)
         earlier = self.find_repeat(cursor, value, actor, interrupt_id)
         if earlier is not None:
             return Decided(cursor=cursor, earlier=earlier)
@@ -268,6 +283,13 @@ class ThreadService:
         return self.frame(cursor).draft(EventType.STATE_EDITED, as_node, ops, state, actor=actor,
                                         reason=reason, route={"next": nxt},
                                         causation_id=open_.id if closes and open_ else None)
+
+
+def _require_json_decision(value: Any) -> None:
+    try:
+        canonical_text(value)
+    except CanonicalJSONError as e:
+        raise InvalidDecisionError(f"decision value is not JSON: {e}") from e
 
 
 def interrupt_dict(view: ThreadView) -> dict[str, Any] | None:
