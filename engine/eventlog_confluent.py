@@ -47,7 +47,7 @@ from engine.eventlog import (
     Position,
     decode_delivery,
 )
-from engine.settings import Compression
+from engine.settings import Compression, checked_compression
 
 T = TypeVar("T")
 _LOG = logging.getLogger("amber.kafka")
@@ -128,7 +128,7 @@ class ConfluentEventLog(EventLog):
                  replication_factor: int = 1, linger_ms: float = 0.0,
                  compression: Compression = "none") -> None:
         super().__init__(topic=topic, partitions=partitions)
-        self._compression: Compression = compression
+        self._compression = checked_compression(compression)  # librdkafka has every codec
         self._bootstrap = bootstrap
         self._ack_timeout_s = ack_timeout_s
         self._client_id = client_id

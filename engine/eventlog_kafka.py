@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import codec as kafka_codec
 from kafka.admin import NewTopic
 from kafka.errors import (
     KafkaConnectionError,
@@ -28,7 +29,7 @@ from kafka.errors import (
     TopicAlreadyExistsError,
 )
 
-from engine.errors import EventLogError, LogUnavailableError
+from engine.errors import EventLogError, LogUnavailableError, SettingsError
 from engine.eventlog import (
     GATHER_BYTES,
     TOPIC_CONFIG,
@@ -41,7 +42,7 @@ from engine.eventlog import (
     decode_delivery,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
-from engine.settings import Compression
+from engine.settings import Compression, checked_compression
 
 FETCH_BYTES = 1 << 20
 
@@ -71,7 +72,7 @@ class KafkaEventLog(EventLog):
                  ack_timeout_s: float = 30.0, client_id: str = "amber",
                  compression: Compression = "none") -> None:
         super().__init__(topic=topic, partitions=partitions)
-        self._compression: Compression = compression
+        self._compression = _available(checked_compression(compression))
         self._bootstrap = bootstrap
         self._ack_timeout_s = ack_timeout_s
         self._client_id = client_id
@@ -212,6 +213,14 @@ class KafkaEventLog(EventLog):
             if self._direct_client is not None:
                 self._direct_client.close()
                 self._direct_client = None
+
+
+def _available(compression: Compression) -> Compression:
+    """Fail at construction, not at the first append, when the codec is not installed."""
+    if compression == "zstd" and not kafka_codec.has_zstd():
+        raise SettingsError("AMBER_KAFKA_COMPRESSION", "zstd needs the zstandard package: "
+                            "pip install 'kafka-python[zstd]'")
+    return compression
 
 
 def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:

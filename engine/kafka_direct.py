@@ -96,6 +96,7 @@ class DirectClient:
 
     def __init__(self, *, topic: str, client_id: str, timeout_s: float,
                  compression: Compression = "none", **client: Any) -> None:
+        codec = _CODECS[compression]  # before connecting: a bad name leaves nothing open
         self._cluster = ClusterView(topic=topic, timeout_s=timeout_s, client_id=client_id,
                                     **client)
         try:
@@ -106,7 +107,7 @@ class DirectClient:
         except BaseException:
             self._cluster.close()
             raise
-        self._lane_args = (self._cluster, client_id, timeout_s, _CODECS[compression])
+        self._lane_args = (self._cluster, client_id, timeout_s, codec)
         self._idle: list[_Lane] = []
         self._closed = False
         self._lock = threading.Lock()  # guards _idle and _closed

@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from engine.errors import SettingsError
 
@@ -84,18 +84,26 @@ def _nonempty(raw: str) -> str:
     return raw.strip()
 
 
-def _kafka_client(raw: str) -> KafkaClient:
-    value = raw.strip().lower()
-    if value not in KAFKA_CLIENTS:
-        raise ValueError(f"must be one of {', '.join(KAFKA_CLIENTS)}")
-    return value
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], Any]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+    return parse
 
 
-def _compression(raw: str) -> Compression:
-    value = raw.strip().lower()
-    if value not in COMPRESSIONS:
-        raise ValueError(f"must be one of {', '.join(COMPRESSIONS)}")
-    return value
+_kafka_client = _one_of(KAFKA_CLIENTS)
+_compression = _one_of(COMPRESSIONS)
+
+
+def checked_compression(value: str) -> Compression:
+    """`value` if it names a codec (for adapters built without Settings)."""
+    try:
+        parsed: Compression = _compression(value)
+    except ValueError as e:
+        raise SettingsError("AMBER_KAFKA_COMPRESSION", f"{value!r} {e}") from None
+    return parsed
 
 
 def _pg_url(raw: str) -> str:
