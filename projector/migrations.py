@@ -38,6 +38,7 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
     Raises MigrationError if a migration fails (nothing of it stays) or if the
     database holds a version this code does not know (it is newer than us).
     """
+    conn.add_notice_handler(_log_warning)  # a migration's fallback is said by a NOTICE
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (LOCK_CLASS_MIGRATIONS,))
@@ -47,6 +48,11 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
             return _apply_missing(conn)
     except psycopg.Error as e:
         raise MigrationError(f"migration failed: {e}") from e
+
+
+def _log_warning(notice: psycopg.errors.Diagnostic) -> None:
+    if notice.severity_nonlocalized in ("NOTICE", "WARNING"):
+        log.warning("migration: %s", notice.message_primary)
 
 
 def _apply_missing(conn: psycopg.Connection[Any]) -> list[int]:

@@ -37,6 +37,8 @@ NOTIFY_CHANNEL = "amber_projection"  # payload: the topic; sent on every commit
 PROJECTION_TABLES = ("threads", "checkpoints", "rejected_events", "dead_letters",
                      "projector_positions")
 _STAGE = "amber_thread_stage"
+# INCLUDING COMPRESSION: a datum compressed in the stage moves to `threads` as it is,
+# so the stage must compress as `threads` does (lz4, migration 0003).
 _STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} "
               f"(LIKE threads INCLUDING DEFAULTS INCLUDING COMPRESSION) ON COMMIT DELETE ROWS")
 _UPSERT = (
