@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.errors import EventDecodeError, LogUnavailableError
@@ -198,20 +198,23 @@ class EventLog(ABC):
 class StallWatch:
     """Ends a bounded read that stopped making progress: the log is then unreachable."""
 
-    def __init__(self, partition: int, stop: int) -> None:
+    def __init__(self, partition: int, stop: int, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._reading = f"partition {partition} up to {stop}"
-        self._deadline = time.monotonic() + READ_STALL_S
+        self._clock = clock
+        self._deadline = clock() + READ_STALL_S
 
     def note(self, *, progressed: bool) -> None:
         """Record one attempt; raises LogUnavailableError after READ_STALL_S without progress."""
         if progressed:
-            self._deadline = time.monotonic() + READ_STALL_S
-        elif time.monotonic() > self._deadline:
+            self._deadline = self._clock() + READ_STALL_S
+        elif self._clock() > self._deadline:
             raise LogUnavailableError(f"no progress reading {self._reading}")
 
 
-def drain(cursor: LogReader, partition: int, stop: int) -> Iterator[Delivery]:
-    stall = StallWatch(partition, stop)
+def drain(cursor: LogReader, partition: int, stop: int, *,
+          clock: Callable[[], float] = time.monotonic) -> Iterator[Delivery]:
+    stall = StallWatch(partition, stop, clock=clock)
     while cursor.positions()[partition] < stop:
         batch = cursor.poll(max_records=2000, timeout_s=1.0)
         stall.note(progressed=bool(batch))
