@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from engine import interrupts, step
+from engine.awaiting import settled
 from engine.chain import Draft
 from engine.context import NodeContext
 from engine.errors import StateValidationError
@@ -56,7 +57,7 @@ def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
     token = interrupts.enter(action.resumes)
     try:
         model = schema.load(view.state, node=spec.name)
-        update = spec.fn(model, ctx) if spec.takes_context else spec.fn(model)
+        update = settled(spec.fn(model, ctx) if spec.takes_context else spec.fn(model))
         fault_point(f"after_node:{spec.name}")
     except interrupts.NodeInterrupt as ni:
         return step.interrupted(frame, spec.name, "inside", ni.payload, spec.name,

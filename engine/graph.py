@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 START = "__start__"
 END = "__end__"
 
-NodeFn = Callable[..., dict[str, Any] | None]
+Update = dict[str, Any] | None
+NodeFn = Callable[..., Update | Awaitable[Update]]  # `async def` nodes too (engine/awaiting.py)
 Router = Callable[..., Hashable]
 
 
