@@ -30,12 +30,18 @@ def _gone(pid: int) -> bool:
         return stat.read().split()[2] == "Z"
 
 
+def _command(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as comm:
+        return comm.read().strip()
+
+
 def test_a_spawned_process_dies_when_its_test_run_is_killed() -> None:
     parent = subprocess.Popen([sys.executable, "-c", _PARENT], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
-    assert not _gone(child)
+    # setpriv sets the signal, then execs: until the child runs `sleep`, it may not have
+    wait_until(lambda: _command(child) == "sleep", 10, f"process {child} to exec sleep")
 
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
