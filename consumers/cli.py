@@ -29,7 +29,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     import importlib
 
-    for name in ("cli_projection", "cli_engine", "cli_status", "cli_serve"):
+    for name in ("cli_projection", "cli_engine", "cli_status", "cli_serve", "cli_audit"):
         try:
             importlib.import_module(f"consumers.{name}")
         except ModuleNotFoundError as e:

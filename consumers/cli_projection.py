@@ -19,6 +19,7 @@ import typer
 from consumers.cli import app
 
 if TYPE_CHECKING:
+    from engine.audit import ThreadAudit
     from engine.eventlog import EventLog
     from engine.events import Event
     from engine.ledger import ThreadView
@@ -30,6 +31,8 @@ db_app = typer.Typer(help="The projection database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+FromLogOpt = Annotated[bool, typer.Option(
+    "--from-log", help="fold the thread's raw records from the topic; no projection read")]
 GroupOpt = Annotated[str, typer.Option("--group", help="projector group (one per database)")]
 _DEFAULT_GROUP = "amber-projector"  # = projector.store.DEFAULT_GROUP, kept import-free here
 
@@ -71,17 +74,12 @@ def _print_json(value: Any) -> None:
 @app.command()
 def state(thread_id: str,
           seq: Annotated[int | None, typer.Option("--seq", help="state after this seq")] = None,
-          as_json: JsonOpt = False) -> None:
+          as_json: JsonOpt = False, from_log: FromLogOpt = False) -> None:
     """Print a thread's state at its head, or after any earlier --seq."""
     from engine.errors import AmberError
 
     try:
-        reader = _reader(_settings())
-        try:
-            view = reader.require(thread_id)
-            value = reader.get_state(thread_id, seq)
-        finally:
-            reader.close()
+        view, value = (_state_from_log if from_log else _state_from_projection)(thread_id, seq)
     except AmberError as e:
         raise _fail(e) from None
     at = view.head.seq if seq is None else seq
@@ -97,19 +95,28 @@ def state(thread_id: str,
     console.print(JSON(json.dumps(value, sort_keys=True, ensure_ascii=False)))
 
 
+def _state_from_projection(thread_id: str, seq: int | None) -> tuple[ThreadView, Any]:
+    reader = _reader(_settings())
+    try:
+        return reader.require(thread_id), reader.get_state(thread_id, seq)
+    finally:
+        reader.close()
+
+
+def _state_from_log(thread_id: str, seq: int | None) -> tuple[ThreadView, Any]:
+    audit = _audit(thread_id)
+    assert audit.view is not None  # _audit raised ThreadNotFoundError otherwise
+    return audit.view, audit.state_at(seq)
+
+
 @app.command()
-def history(thread_id: str, as_json: JsonOpt = False) -> None:
+def history(thread_id: str, as_json: JsonOpt = False, from_log: FromLogOpt = False) -> None:
     """Print a thread's accepted events (and any rejected ones) as a timeline."""
     from engine.errors import AmberError
 
     try:
-        reader = _reader(_settings())
-        try:
-            view = reader.require(thread_id)
-            events = _all_checkpoints(reader, thread_id)
-            rejected = reader.rejected(thread_id)
-        finally:
-            reader.close()
+        view, events, rejected = (_history_from_log if from_log
+                                  else _history_from_projection)(thread_id)
     except AmberError as e:
         raise _fail(e) from None
     if as_json:
@@ -120,6 +127,36 @@ def history(thread_id: str, as_json: JsonOpt = False) -> None:
                                   for r in rejected]})
         return
     _print_timeline(view, [e for e, _ in events], rejected)
+
+
+def _history_from_projection(thread_id: str) -> tuple[ThreadView, list[Any], list[Any]]:
+    reader = _reader(_settings())
+    try:
+        return (reader.require(thread_id), _all_checkpoints(reader, thread_id),
+                reader.rejected(thread_id))
+    finally:
+        reader.close()
+
+
+def _history_from_log(thread_id: str) -> tuple[ThreadView, list[Any], list[Any]]:
+    audit = _audit(thread_id)
+    assert audit.view is not None
+    return audit.view, [(cp.event, cp.position) for cp in audit.accepted], audit.rejected
+
+
+def _audit(thread_id: str) -> ThreadAudit:
+    """The thread from its raw records (consumers/cli_audit.py); ThreadNotFoundError if none."""
+    from consumers.cli_audit import audit_thread
+    from engine.projection import ThreadNotFoundError
+
+    log = _event_log(_settings())
+    try:
+        audit = audit_thread(log, thread_id)
+    finally:
+        log.close()
+    if audit.view is None:
+        raise ThreadNotFoundError(thread_id)
+    return audit
 
 
 def _all_checkpoints(reader: PostgresProjectionReader, thread_id: str) -> list[Any]:

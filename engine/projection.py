@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from engine.acceptance import Rejection
 from engine.delta import State, fold
 from engine.errors import AmberError
-from engine.eventlog import EventLog, Position
+from engine.eventlog import Delivery, EventLog, Position
 from engine.events import Event
 from engine.ledger import ThreadView, advance
 
@@ -175,6 +176,39 @@ class ProjectionReader(ABC):
             time.sleep(0.01)
 
 
+@dataclass(slots=True)
+class LogFold:
+    """What the acceptance rule makes of records read in log order, per thread.
+
+    The projector's semantics without a database: the in-memory reader and
+    `amber verify` (which checks the projection against it) both use it.
+    """
+
+    views: dict[str, ThreadView] = field(default_factory=dict)
+    checkpoints: dict[str, list[Checkpoint]] = field(default_factory=dict)
+    rejected: dict[str, list[RejectedEvent]] = field(default_factory=dict)
+    undecodable: int = 0  # dead letters: never applied
+
+    def add_all(self, deliveries: Iterable[Delivery]) -> LogFold:
+        for d in deliveries:
+            self.add(d)
+        return self
+
+    def add(self, d: Delivery) -> None:
+        if d.event is None:
+            self.undecodable += 1
+            return
+        e = d.event
+        outcome = advance(self.views.get(e.thread_id), e)
+        if outcome.rejection is None and outcome.view is not None:
+            self.views[e.thread_id] = outcome.view
+            self.checkpoints.setdefault(e.thread_id, []).append(
+                Checkpoint(event=e, position=d.position))
+        else:
+            self.rejected.setdefault(e.thread_id, []).append(RejectedEvent(
+                event=e, position=d.position, reason=outcome.rejection or Rejection.GAP))
+
+
 class LogProjection(ProjectionReader):
     """Folds the whole log on every read: slow, obviously correct, no database."""
 
@@ -183,22 +217,10 @@ class LogProjection(ProjectionReader):
 
     def _fold_all(self) -> tuple[dict[str, ThreadView], dict[str, list[Checkpoint]],
                                  dict[str, list[RejectedEvent]]]:
-        views: dict[str, ThreadView] = {}
-        cps: dict[str, list[Checkpoint]] = {}
-        rej: dict[str, list[RejectedEvent]] = {}
+        folded = LogFold()
         for partition in range(self._log.partitions):
-            for d in self._log.read(partition):
-                if d.event is None:
-                    continue
-                e = d.event
-                outcome = advance(views.get(e.thread_id), e)
-                if outcome.rejection is None and outcome.view is not None:
-                    views[e.thread_id] = outcome.view
-                    cps.setdefault(e.thread_id, []).append(Checkpoint(event=e, position=d.position))
-                else:
-                    rej.setdefault(e.thread_id, []).append(RejectedEvent(
-                        event=e, position=d.position, reason=outcome.rejection or Rejection.GAP))
-        return views, cps, rej
+            folded.add_all(self._log.read(partition))
+        return folded.views, folded.checkpoints, folded.rejected
 
     def get_thread(self, thread_id: str) -> ThreadView | None:
         return self._fold_all()[0].get(thread_id)
