@@ -59,11 +59,15 @@ def _verified(cp: Checkpointer, thread_id: str) -> tuple[ThreadAudit, list[str]]
     are read again (the projection only ever runs ahead of a log read).
     """
     from engine.audit import differences
+    from engine.projection import ThreadNotFoundError
     from engine.service import catch_up
 
     for _ in range(_ROUNDS):
         audit = audit_thread(cp.log, thread_id, end=catch_up(cp, thread_id))
-        found = differences(audit, *_projected(cp, thread_id))
+        projected = _projected(cp, thread_id)
+        if audit.view is None and projected[0] is None:
+            raise ThreadNotFoundError(thread_id)
+        found = differences(audit, *projected)
         logged = audit.view.head.seq if audit.view else -1
         current = cp.projection.get_thread(thread_id)
         if current is None or current.head.seq <= logged:

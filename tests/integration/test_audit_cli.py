@@ -88,3 +88,10 @@ def test_verify_names_what_a_tampered_projection_changed(projected: ThreadWriter
     assert "head status: log 'interrupted', projection 'completed'" in result.stdout
     assert "accepted event #2 (seq 2)" in result.stdout
     assert "2 difference(s)" in result.stdout
+
+
+def test_verify_of_an_unknown_thread_says_so(projected: ThreadWriter,
+                                             settings_env: dict[str, str]) -> None:
+    result = _amber(settings_env, "verify", "nobody")
+
+    assert result.exit_code == 2 and "no thread 'nobody'" in result.output
