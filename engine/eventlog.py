@@ -195,6 +195,21 @@ class EventLog(ABC):
                 yield delivery
 
 
+def await_visible(partitions: Callable[[], int], topic: str, timeout_s: float) -> None:
+    """Return once the broker's metadata lists the topic's partitions.
+
+    The controller acknowledges a new topic before the broker serves its
+    metadata: a describe or a first append right after ensure_topic() could
+    otherwise find no partition at all.
+    """
+    deadline = time.monotonic() + timeout_s
+    while partitions() == 0:
+        if time.monotonic() > deadline:
+            raise LogUnavailableError(f"topic {topic} created but not visible after "
+                                      f"{timeout_s:g}s")
+        time.sleep(0.02)
+
+
 class StallWatch:
     """Ends a bounded read that stopped making progress: the log is then unreachable."""
 

@@ -45,6 +45,7 @@ from engine.eventlog import (
     EventLog,
     LogReader,
     Position,
+    await_visible,
     decode_delivery,
 )
 from engine.settings import Compression, checked_compression
@@ -191,12 +192,21 @@ class ConfluentEventLog(EventLog):
             futures[self.topic].result(timeout=self._ack_timeout_s + 1)
         except KafkaException as e:
             err = e.args[0] if e.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                return
-            raise _translate(e, f"creating topic {self.topic}") from e
+            if not (isinstance(err, KafkaError)
+                    and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise _translate(e, f"creating topic {self.topic}") from e
         except TimeoutError as e:
             raise LogUnavailableError(f"Kafka unreachable while creating topic {self.topic}: "
                                       f"no answer in {self._ack_timeout_s}s") from e
+        await_visible(lambda: self._partition_count(admin), self.topic, self._ack_timeout_s)
+
+    def _partition_count(self, admin: AdminClient) -> int:
+        try:
+            listed = admin.list_topics(self.topic, timeout=self._ack_timeout_s)
+            found = listed.topics.get(self.topic)
+        except KafkaException as e:
+            raise _translate(e, f"describing topic {self.topic}") from e
+        return 0 if found is None or found.error is not None else len(found.partitions)
 
     # --- appending -----------------------------------------------------------
     def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:

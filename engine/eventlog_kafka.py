@@ -39,6 +39,7 @@ from engine.eventlog import (
     Position,
     StallWatch,
     Tail,
+    await_visible,
     decode_delivery,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
@@ -140,6 +141,9 @@ class KafkaEventLog(EventLog):
             with _translated(f"creating topic {self.topic}"), \
                     contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([topic])
+            with _translated(f"describing topic {self.topic}"):
+                await_visible(lambda: _partition_count(admin, self.topic), self.topic,
+                              self._ack_timeout_s)
         finally:
             admin.close()
 
@@ -213,6 +217,11 @@ class KafkaEventLog(EventLog):
             if self._direct_client is not None:
                 self._direct_client.close()
                 self._direct_client = None
+
+
+def _partition_count(admin: KafkaAdminClient, topic: str) -> int:
+    [described] = admin.describe_topics([topic])
+    return 0 if described.get("error_code") else len(described.get("partitions") or [])
 
 
 def _available(compression: Compression) -> Compression:
