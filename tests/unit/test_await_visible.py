@@ -21,5 +21,5 @@ def test_waits_until_the_partitions_show() -> None:
 
 
 def test_a_topic_that_never_shows_is_reported_by_name() -> None:
-    with pytest.raises(LogUnavailableError, match="t.events created but not visible"):
+    with pytest.raises(LogUnavailableError, match=r"t\.events created but not visible"):
         await_visible(lambda: 0, "t.events", timeout_s=0.05)
