@@ -85,3 +85,33 @@ def test_a_run_started_from_inside_an_event_loop_runs_its_async_nodes(
 
     done = asyncio.run(webhook())
     assert done.status == "completed" and done.state["approved"] is False
+
+
+def test_a_loop_bound_client_keeps_working_from_step_to_step(cp: Checkpointer) -> None:
+    # An async client binds its connections to the loop it first ran on (httpx, openai).
+    class LoopBoundClient:
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def call(self) -> int:
+            running = asyncio.get_running_loop()
+            if self.loop is not None and self.loop is not running:
+                raise RuntimeError("Event loop is closed")
+            self.loop = running
+            return 1
+
+    client = LoopBoundClient()
+
+    async def step(state: Doc) -> dict[str, Any]:
+        return {"count": state.count + await client.call()}
+
+    done = _graph(("a", step), ("b", step), ("c", step)).start("t", {}, checkpointer=cp)
+    assert done.status == "completed" and done.state["count"] == 3
+
+
+def test_a_cancelled_async_node_fails_its_step_not_the_runner(cp: Checkpointer) -> None:
+    async def cancelled(state: Doc) -> dict[str, Any]:
+        raise asyncio.CancelledError  # e.g. an inner task it awaited was cancelled
+
+    done = _graph(("call", cancelled)).start("t", {}, checkpointer=cp)
+    assert done.status == "failed" and done.error is not None
+    assert done.error.type == "NodeCancelledError"
