@@ -2,14 +2,15 @@
 
 An auditor need not trust the projection: these read the thread's records
 straight from the topic and fold them with the acceptance rule
-(engine/audit.py). Heavy imports stay inside the functions.
+(engine/log_audit.py). Heavy imports stay inside the functions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,11 +18,10 @@ from consumers.cli import app
 
 if TYPE_CHECKING:
     from engine.audit import ThreadAudit
-    from engine.checkpointer import Checkpointer
-    from engine.eventlog import Delivery, EventLog
+    from engine.ledger import ThreadView
+    from engine.log_audit import Verdict
 
-_WINDOW = 20_000  # offsets per read: a partition of millions is never held whole
-_ROUNDS = 3  # a thread that keeps moving while it is verified is reported, not chased
+_CLIENT_ID = "amber-audit"  # how these reads show in the broker's metrics
 
 
 @app.command()
@@ -33,91 +33,80 @@ def verify(thread_id: str,
     acceptance rule; the head, every accepted and every rejected event must
     match what `amber state` and `amber history` show.
     """
-    from consumers.checkpointer import AmberCheckpointer
-    from engine.errors import AmberError
-    from engine.settings import Settings
-
-    try:
-        settings = Settings.from_env()
-        cp = AmberCheckpointer.from_settings(settings, ensure_topic=False, role="verify")
-        try:
-            audit, found = _verified(cp, thread_id)
-        finally:
-            cp.close()
-    except AmberError as e:
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
-        raise typer.Exit(code=2) from None
-    _report(audit, found, as_json)
-    if found:
+    verdict = _guarded(_verdict, thread_id)
+    typer.echo(_json(verdict) if as_json else _text(verdict))
+    if verdict.differences:
         raise typer.Exit(code=1)
 
 
-def _verified(cp: Checkpointer, thread_id: str) -> tuple[ThreadAudit, list[str]]:
-    """The log's view of the thread and the projection's differences from it.
+def _verdict(thread_id: str) -> Verdict:
+    from consumers.checkpointer import AmberCheckpointer
+    from engine.log_audit import verify as verify_thread
+    from engine.settings import Settings
 
-    The projection is read after the log: if the thread moved in between, both
-    are read again (the projection only ever runs ahead of a log read).
-    """
-    from engine.audit import differences
+    cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False, role="audit")
+    try:
+        with _progress() as on_progress:
+            return verify_thread(cp, thread_id, on_progress=on_progress)
+    finally:
+        cp.close()
+
+
+def from_log(thread_id: str) -> tuple[ThreadView, ThreadAudit]:
+    """The thread from its raw records alone (no database); ThreadNotFoundError if none."""
+    from consumers.checkpointer import event_log
+    from engine.log_audit import audit_thread
     from engine.projection import ThreadNotFoundError
-    from engine.service import catch_up
+    from engine.settings import Settings
 
-    for _ in range(_ROUNDS):
-        audit = audit_thread(cp.log, thread_id, end=catch_up(cp, thread_id))
-        projected = _projected(cp, thread_id)
-        if audit.view is None and projected[0] is None:
-            raise ThreadNotFoundError(thread_id)
-        found = differences(audit, *projected)
-        logged = audit.view.head.seq if audit.view else -1
-        current = cp.projection.get_thread(thread_id)
-        if current is None or current.head.seq <= logged:
-            return audit, found
-    return audit, [*found, f"thread: still moving after {_ROUNDS} reads; verify it at rest"]
+    log = event_log(Settings.from_env(), client_id=_CLIENT_ID)
+    try:
+        with _progress() as on_progress:
+            audit = audit_thread(log, thread_id, on_progress=on_progress)
+    finally:
+        log.close()
+    if audit.view is None:
+        raise ThreadNotFoundError(thread_id)
+    return audit.view, audit
 
 
-def _projected(cp: Checkpointer, thread_id: str) -> tuple[Any, list[Any], list[Any]]:
-    history: list[Any] = []
-    while page := cp.projection.history(thread_id, after_seq=history[-1].event.seq
-                                        if history else -1, limit=1000):
-        history += page
-    return cp.projection.get_thread(thread_id), history, cp.projection.rejected(thread_id)
-
-
-def audit_thread(log: EventLog, thread_id: str, *, end: int | None = None) -> ThreadAudit:
-    """The thread as its records below `end` (default: the log's end) make it."""
-    from engine.audit import ThreadAudit
-    from engine.projection import LogFold
-
-    partition = log.partition_of(thread_id)
-    stop = log.end_offset(partition) if end is None else end
-    return ThreadAudit.of(thread_id, LogFold().add_all(_records(log, thread_id, partition, stop)))
-
-
-def _records(log: EventLog, thread_id: str, partition: int, end: int) -> Iterator[Delivery]:
-    """The thread's records of `partition` below `end`, with a progress bar on stderr."""
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for reading a partition (gone once done)."""
     from rich.console import Console
     from rich.progress import Progress
 
     with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"reading partition {partition}", total=end)
-        for start in range(0, end, _WINDOW):
-            stop = min(start + _WINDOW, end)
-            yield from (d for d in log.read(partition, start, stop) if d.key == thread_id)
-            bar.update(task, completed=stop)
+        task = bar.add_task("reading the thread's partition", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _report(audit: ThreadAudit, found: list[str], as_json: bool) -> None:
-    view = audit.view
-    if as_json:
-        typer.echo(json.dumps({"thread_id": audit.thread_id, "ok": not found,
-                               "head_seq": view.head.seq if view else None,
-                               "head_hash": view.head.hash if view else None,
-                               "accepted": len(audit.accepted), "rejected": len(audit.rejected),
-                               "differences": found}, indent=2, sort_keys=True))
-        return
-    typer.echo(f"{audit.thread_id}: {len(audit.accepted)} accepted and {len(audit.rejected)} "
-               f"rejected events on the log; head "
-               f"{'none' if view is None else f'seq {view.head.seq} {view.head.hash}'}")
-    for line in found:
-        typer.echo(f"  DIFFERS {line}")
-    typer.echo("projection matches the log" if not found else f"{len(found)} difference(s)")
+def _guarded(call: Callable[[str], Verdict], thread_id: str) -> Verdict:
+    from engine.errors import AmberError
+
+    try:
+        return call(thread_id)
+    except AmberError as e:
+        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _json(verdict: Verdict) -> str:
+    audit, head = verdict.audit, verdict.audit.view
+    return json.dumps({"thread_id": audit.thread_id, "ok": not verdict.differences,
+                       "head_seq": head.head.seq if head else None,
+                       "head_hash": head.head.hash if head else None,
+                       "accepted": len(audit.accepted), "rejected": len(audit.rejected),
+                       "undecodable": audit.undecodable,
+                       "differences": verdict.differences}, indent=2, sort_keys=True)
+
+
+def _text(verdict: Verdict) -> str:
+    audit, head = verdict.audit, verdict.audit.view
+    lines = [f"{audit.thread_id}: {len(audit.accepted)} accepted, {len(audit.rejected)} "
+             f"rejected and {audit.undecodable} undecodable records on the log; head "
+             f"{'none' if head is None else f'seq {head.head.seq} {head.head.hash}'}",
+             *(f"  DIFFERS {line}" for line in verdict.differences)]
+    found = len(verdict.differences)
+    return "\n".join([*lines, f"{found} difference(s)" if found else
+                      "projection matches the log"])

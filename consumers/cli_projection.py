@@ -19,7 +19,6 @@ import typer
 from consumers.cli import app
 
 if TYPE_CHECKING:
-    from engine.audit import ThreadAudit
     from engine.eventlog import EventLog
     from engine.events import Event
     from engine.ledger import ThreadView
@@ -104,9 +103,10 @@ def _state_from_projection(thread_id: str, seq: int | None) -> tuple[ThreadView,
 
 
 def _state_from_log(thread_id: str, seq: int | None) -> tuple[ThreadView, Any]:
-    audit = _audit(thread_id)
-    assert audit.view is not None  # _audit raised ThreadNotFoundError otherwise
-    return audit.view, audit.state_at(seq)
+    from consumers.cli_audit import from_log
+
+    view, audit = from_log(thread_id)
+    return view, audit.state_at(seq)
 
 
 @app.command()
@@ -139,24 +139,10 @@ def _history_from_projection(thread_id: str) -> tuple[ThreadView, list[Any], lis
 
 
 def _history_from_log(thread_id: str) -> tuple[ThreadView, list[Any], list[Any]]:
-    audit = _audit(thread_id)
-    assert audit.view is not None
-    return audit.view, [(cp.event, cp.position) for cp in audit.accepted], audit.rejected
+    from consumers.cli_audit import from_log
 
-
-def _audit(thread_id: str) -> ThreadAudit:
-    """The thread from its raw records (consumers/cli_audit.py); ThreadNotFoundError if none."""
-    from consumers.cli_audit import audit_thread
-    from engine.projection import ThreadNotFoundError
-
-    log = _event_log(_settings())
-    try:
-        audit = audit_thread(log, thread_id)
-    finally:
-        log.close()
-    if audit.view is None:
-        raise ThreadNotFoundError(thread_id)
-    return audit
+    view, audit = from_log(thread_id)
+    return view, [(cp.event, cp.position) for cp in audit.accepted], audit.rejected
 
 
 def _all_checkpoints(reader: PostgresProjectionReader, thread_id: str) -> list[Any]:

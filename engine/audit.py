@@ -31,12 +31,14 @@ class ThreadAudit:
     view: ThreadView | None
     accepted: list[Checkpoint]
     rejected: list[RejectedEvent]
+    undecodable: int = 0  # records keyed by the thread that do not decode: never applied
 
     @classmethod
     def of(cls, thread_id: str, folded: LogFold) -> ThreadAudit:
         return cls(thread_id=thread_id, view=folded.views.get(thread_id),
                    accepted=folded.checkpoints.get(thread_id, []),
-                   rejected=folded.rejected.get(thread_id, []))
+                   rejected=folded.rejected.get(thread_id, []),
+                   undecodable=folded.undecodable.get(thread_id, 0))
 
     def state_at(self, seq: int | None = None) -> State:
         """The state after `seq` (default: the head), folded from the deltas alone."""

@@ -187,7 +187,7 @@ class LogFold:
     views: dict[str, ThreadView] = field(default_factory=dict)
     checkpoints: dict[str, list[Checkpoint]] = field(default_factory=dict)
     rejected: dict[str, list[RejectedEvent]] = field(default_factory=dict)
-    undecodable: int = 0  # dead letters: never applied
+    undecodable: dict[str | None, int] = field(default_factory=dict)  # per key: never applied
 
     def add_all(self, deliveries: Iterable[Delivery]) -> LogFold:
         for d in deliveries:
@@ -196,7 +196,7 @@ class LogFold:
 
     def add(self, d: Delivery) -> None:
         if d.event is None:
-            self.undecodable += 1
+            self.undecodable[d.key] = self.undecodable.get(d.key, 0) + 1
             return
         e = d.event
         outcome = advance(self.views.get(e.thread_id), e)

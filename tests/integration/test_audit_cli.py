@@ -95,3 +95,17 @@ def test_verify_of_an_unknown_thread_says_so(projected: ThreadWriter,
     result = _amber(settings_env, "verify", "nobody")
 
     assert result.exit_code == 2 and "no thread 'nobody'" in result.output
+
+
+def test_verify_catches_a_rewritten_past_step_and_a_hidden_rejection(
+        projected: ThreadWriter, settings_env: dict[str, str], pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE checkpoints SET actor = 'mallory' "
+                     "WHERE thread_id = 'audited' AND seq = 1")
+        conn.execute("DELETE FROM rejected_events WHERE thread_id = 'audited'")
+
+    report = json.loads(_amber(settings_env, "verify", "audited", "--json").stdout)
+
+    assert report["ok"] is False
+    assert [d.split(":")[0] for d in report["differences"]] == [
+        "accepted event #1 (seq 1)", "rejected events"]
