@@ -149,6 +149,19 @@ def rival(writer: ThreadWriter, node: str = "rival") -> Event:
     return seal(draft, prev_hash=writer.head.hash)
 
 
+def raced_thread(thread_id: str) -> tuple[ThreadWriter, list[Event]]:
+    """A thread stopped at an interrupt, and its records in log order: a racing
+    writer's event for seq 2 landed right after the winner's (rejected)."""
+    w = ThreadWriter(thread_id, snapshot_every=2)
+    w.start(messages=[])
+    w.step()
+    loser = rival(w)
+    w.step()
+    w.step()
+    w.interrupt(payload="ok?")
+    return w, [*w.events[:3], loser, *w.events[3:]]
+
+
 def resealed(event: Event, **changes: Any) -> Event:
     """`event` with fields changed and its hash recomputed: chained, but maybe inconsistent."""
     changed = replace(event, **changes)

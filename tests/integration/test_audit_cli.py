@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from consumers.cli import _register, app
 from engine.eventlog import EventLog
 from projector.runner import Projector, ProjectorConfig
-from tests.factories import ThreadWriter, rival
+from tests.factories import ThreadWriter, raced_thread
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -22,14 +22,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def projected(kafka_log: EventLog, pg_url: str) -> Iterator[ThreadWriter]:
     """A thread with a rejected racing event, appended and projected."""
-    w = ThreadWriter("audited", snapshot_every=2)
-    w.start(messages=[])
-    w.step()
-    loser = rival(w)
-    w.step()
-    w.step()
-    w.interrupt(payload="ok?")
-    kafka_log.append([*w.events[:3], loser, *w.events[3:]])
+    w, order = raced_thread("audited")
+    kafka_log.append(order)
     with Projector(log=kafka_log, database_url=pg_url,
                    config=ProjectorConfig(poll_timeout_s=0.05)) as p:
         p.catch_up()

@@ -20,19 +20,13 @@ from engine.projection import (
     RejectedEvent,
     ThreadNotFoundError,
 )
-from tests.factories import ThreadWriter, resealed, rival
+from tests.factories import ThreadWriter, raced_thread, resealed, rival
 
 
 def _raced() -> tuple[ThreadWriter, list[Event]]:
     """A thread with a racing loser, a duplicate and an interrupt, in log order."""
-    w = ThreadWriter("audited", snapshot_every=2)
-    w.start(messages=[])
-    w.step()
-    loser = rival(w)
-    w.step()
-    w.step()
-    w.interrupt(payload="ok?")
-    return w, [*w.events[:3], loser, *w.events[3:], w.events[1]]
+    w, order = raced_thread("audited")
+    return w, [*order, w.events[1]]
 
 
 def _logged(events: list[Event]) -> tuple[EventLog, ThreadAudit]:

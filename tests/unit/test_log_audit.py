@@ -13,19 +13,14 @@ from engine.eventlog import Position
 from engine.eventlog_memory import InMemoryEventLog
 from engine.ledger import ThreadView
 from engine.projection import LogProjection, RejectedEvent, ThreadNotFoundError
-from tests.factories import ThreadWriter, rival, thread_events
+from tests.factories import ThreadWriter, raced_thread, thread_events
 
 
 def _logged() -> tuple[InMemoryEventLog, ThreadWriter]:
     """A thread with a racing loser and garbage under its key, among other threads."""
     log = InMemoryEventLog(partitions=1)  # every thread on one partition: windows cut them
-    w = ThreadWriter("audited", snapshot_every=2)
-    w.start(messages=[])
-    w.step()
-    loser = rival(w)
-    w.step()
-    w.interrupt(payload="ok?")
-    for i, event in enumerate([*w.events[:3], loser, *w.events[3:]]):
+    w, order = raced_thread("audited")
+    for i, event in enumerate(order):
         log.append([event, *thread_events(f"other-{i}", 2)])
     log.append_raw("audited", b"\x00 not an event")
     return log, w
