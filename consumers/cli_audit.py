@@ -72,11 +72,12 @@ def from_log(thread_id: str) -> tuple[ThreadView, ThreadAudit]:
 
 @contextmanager
 def _progress() -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr for reading a partition (gone once done)."""
+    """A progress bar on stderr for reading a partition (gone once done; none when piped)."""
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("reading the thread's partition", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 

@@ -29,5 +29,8 @@ echo
 echo "== history of $thread"
 amber history "$thread"
 echo
+echo "== an auditor re-folds $thread from the raw log and checks the projection"
+amber verify "$thread"
+echo
 echo "== outbox ($AMBER_OUTBOX_DIR)"
 ls -1 "$AMBER_OUTBOX_DIR" | grep -F "${thread}" || true
