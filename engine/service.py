@@ -173,14 +173,17 @@ class ThreadService:
     def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
                reason: str | None = None) -> Decided:
         """Append DecisionRecorded on the open interrupt (a repeat appends nothing)."""
-        _require_json_decision(value)
-        return self.decide_on(self.load(thread_id), value, actor=actor,
-                              interrupt_id=interrupt_id, reason=reason)
+        _require_json_decision(value)  # refused before anything is read
+        return self._decided(self.load(thread_id), value, actor, interrupt_id, reason)
 
     def decide_on(self, cursor: Cursor, value: Any, *, actor: str,
                   interrupt_id: str | None = None, reason: str | None = None) -> Decided:
         """decide() on the thread as the caller just load()ed it: one read fewer."""
         _require_json_decision(value)
+        return self._decided(cursor, value, actor, interrupt_id, reason)
+
+    def _decided(self, cursor: Cursor, value: Any, actor: str, interrupt_id: str | None,
+                 reason: str | None) -> Decided:
         earlier = self.find_repeat(cursor, value, actor, interrupt_id)
         if earlier is not None:
             return Decided(cursor=cursor, earlier=earlier)
