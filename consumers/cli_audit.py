@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -18,38 +18,52 @@ from consumers.cli import app
 
 if TYPE_CHECKING:
     from engine.audit import ThreadAudit
+    from engine.checkpointer import Checkpointer
     from engine.ledger import ThreadView
-    from engine.log_audit import Verdict
+    from engine.log_audit import TopicVerdict, Verdict
+
+T = TypeVar("T")
 
 _CLIENT_ID = "amber-audit"  # how these reads show in the broker's metrics
 
 
 @app.command()
-def verify(thread_id: str,
+def verify(thread_id: Annotated[str | None, typer.Argument(
+               help="one thread; without it, every thread on the topic")] = None,
            as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False) -> None:
-    """Check a thread's projection against the raw log; exit 1 on any difference.
+    """Check the projection against the raw log; exit 1 on any difference.
 
-    The thread's records are read from the topic and folded with the
-    acceptance rule; the head, every accepted and every rejected event must
-    match what `amber state` and `amber history` show.
+    Records are read from the topic and folded with the acceptance rule; each
+    thread's head, accepted and rejected events must match what `amber state`
+    and `amber history` show.
     """
-    verdict = _guarded(_verdict, thread_id)
+    if thread_id is None:
+        _verify_all(as_json)
+        return
+    verdict = _guarded(lambda cp: _one(cp, thread_id))
     typer.echo(_json(verdict) if as_json else _text(verdict))
     if verdict.differences:
         raise typer.Exit(code=1)
 
 
-def _verdict(thread_id: str) -> Verdict:
-    from consumers.checkpointer import AmberCheckpointer
+def _one(cp: Checkpointer, thread_id: str) -> Verdict:
     from engine.log_audit import verify as verify_thread
-    from engine.settings import Settings
 
-    cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False, role="audit")
-    try:
+    with _progress() as on_progress:
+        return verify_thread(cp, thread_id, on_progress=on_progress)
+
+
+def _verify_all(as_json: bool) -> None:
+    from engine.log_audit import verify_all
+
+    def run(cp: Checkpointer) -> TopicVerdict:
         with _progress() as on_progress:
-            return verify_thread(cp, thread_id, on_progress=on_progress)
-    finally:
-        cp.close()
+            return verify_all(cp, on_progress=on_progress)
+
+    verdict = _guarded(run)
+    typer.echo(_all_json(verdict) if as_json else _all_text(verdict))
+    if verdict.differing:
+        raise typer.Exit(code=1)
 
 
 def from_log(thread_id: str) -> tuple[ThreadView, ThreadAudit]:
@@ -82,11 +96,19 @@ def _progress() -> Iterator[Callable[[int, int], None]]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _guarded(call: Callable[[str], Verdict], thread_id: str) -> Verdict:
+def _guarded(call: Callable[[Checkpointer], T]) -> T:
+    """`call` on a checkpointer for this audit; an AmberError exits 2, saying what."""
+    from consumers.checkpointer import AmberCheckpointer
     from engine.errors import AmberError
+    from engine.settings import Settings
 
     try:
-        return call(thread_id)
+        cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False,
+                                             role="audit")
+        try:
+            return call(cp)
+        finally:
+            cp.close()
     except AmberError as e:
         typer.echo(f"error: {type(e).__name__}: {e}", err=True)
         raise typer.Exit(code=2) from None
@@ -100,6 +122,22 @@ def _json(verdict: Verdict) -> str:
                        "accepted": len(audit.accepted), "rejected": len(audit.rejected),
                        "undecodable": audit.undecodable,
                        "differences": verdict.differences}, indent=2, sort_keys=True)
+
+
+def _all_json(verdict: TopicVerdict) -> str:
+    return json.dumps({"ok": not verdict.differing, "threads": verdict.threads,
+                       "differing": verdict.differing, "moving": verdict.moving},
+                      indent=2, sort_keys=True)
+
+
+def _all_text(verdict: TopicVerdict) -> str:
+    lines = [f"{thread}: DIFFERS {line}" for thread, found in verdict.differing.items()
+             for line in found]
+    lines += [f"{thread}: moved while verifying; verify it alone" for thread in verdict.moving]
+    summary = (f"{verdict.threads} threads checked, {len(verdict.differing)} differ, "
+               f"{len(verdict.moving)} moved meanwhile")
+    return "\n".join([*lines, summary if verdict.differing else
+                      f"{summary}; the projection matches the log"])
 
 
 def _text(verdict: Verdict) -> str:

@@ -9,7 +9,7 @@ once it caught up with the log read.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.audit import ThreadAudit, differences
 from engine.checkpointer import Checkpointer
@@ -33,6 +33,15 @@ Progress = Callable[[int, int], None]  # (offsets read, offsets to read)
 class Verdict:
     audit: ThreadAudit
     differences: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicVerdict:
+    """Every thread of the topic checked: those that differ, and those that moved meanwhile."""
+
+    threads: int
+    differing: dict[str, list[str]]
+    moving: list[str]  # the projection had gone past the log read: check them alone, at rest
 
 
 def thread_records(log: EventLog, thread_id: str, start: int, end: int,
@@ -93,3 +102,57 @@ def _projected(reader: ProjectionReader, thread_id: str, *, below: int,
 
 def _last_seq(history: list[Checkpoint]) -> int:
     return history[-1].event.seq if history else -1
+
+
+def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> TopicVerdict:
+    """Every thread, partition by partition (a thread lives on one, so memory stays
+    one partition's worth), against the projection caught up to the log's end."""
+    ends = cp.log.end_offsets()
+    for partition, end in ends.items():
+        cp.projection.wait_for_offset(partition, end, timeout_s=cp.catchup_timeout_s)
+    projected = _projected_ids(cp.projection, cp.log)
+    tally, done, total = _Tally(), 0, sum(ends.values())
+    for partition, end in sorted(ends.items()):
+        folded = LogFold().add_all(_partition(cp.log, partition, end, done, total, on_progress))
+        done += end
+        for thread_id in sorted({*folded.views, *folded.rejected, *projected.get(partition, ())}):
+            tally.check(cp.projection, ThreadAudit.of(thread_id, folded), end)
+    return tally.verdict()
+
+
+@dataclass(slots=True)
+class _Tally:
+    threads: int = 0
+    differing: dict[str, list[str]] = field(default_factory=dict)
+    moving: list[str] = field(default_factory=list)
+
+    def check(self, reader: ProjectionReader, audit: ThreadAudit, end: int) -> None:
+        self.threads += 1
+        view, history, rejected = _projected(reader, audit.thread_id, below=end)
+        if _ahead(view, audit.view):
+            self.moving.append(audit.thread_id)
+        elif found := differences(audit, view, history, rejected):
+            self.differing[audit.thread_id] = found
+
+    def verdict(self) -> TopicVerdict:
+        return TopicVerdict(threads=self.threads, differing=self.differing, moving=self.moving)
+
+
+def _partition(log: EventLog, partition: int, end: int, done: int, total: int,
+               on_progress: Progress | None) -> Iterator[Delivery]:
+    for low in range(0, end, WINDOW):
+        high = min(low + WINDOW, end)
+        yield from log.read(partition, low, high)
+        if on_progress is not None:
+            on_progress(done + high, total)
+
+
+def _projected_ids(reader: ProjectionReader, log: EventLog) -> dict[int, set[str]]:
+    """Every thread the projection holds, by the partition its key maps to."""
+    ids: dict[int, set[str]] = {}
+    seen = 0
+    while page := reader.list_threads(limit=10_000, offset=seen):
+        seen += len(page)
+        for view in page:
+            ids.setdefault(log.partition_of(view.thread_id), set()).add(view.thread_id)
+    return ids

@@ -13,7 +13,7 @@ from typer.testing import CliRunner, Result
 from consumers.cli import _register, app
 from engine.eventlog import EventLog
 from projector.runner import Projector, ProjectorConfig
-from tests.factories import ThreadWriter, raced_thread
+from tests.factories import ThreadWriter, raced_thread, thread_events
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -24,10 +24,14 @@ def projected(kafka_log: EventLog, pg_url: str) -> Iterator[ThreadWriter]:
     """A thread with a rejected racing event, appended and projected."""
     w, order = raced_thread("audited")
     kafka_log.append(order)
-    with Projector(log=kafka_log, database_url=pg_url,
-                   config=ProjectorConfig(poll_timeout_s=0.05)) as p:
+    _project(kafka_log, pg_url)
+    yield w
+
+
+def _project(log: EventLog, url: str) -> None:
+    """Everything on the log, into the projection (then the projector stops)."""
+    with Projector(log=log, database_url=url, config=ProjectorConfig(poll_timeout_s=0.05)) as p:
         p.catch_up()
-        yield w
 
 
 def _amber(env: dict[str, str], *args: str) -> Result:
@@ -103,3 +107,22 @@ def test_verify_catches_a_rewritten_past_step_and_a_hidden_rejection(
     assert report["ok"] is False
     assert [d.split(":")[0] for d in report["differences"]] == [
         "accepted event #1 (seq 1)", "rejected events"]
+
+
+def test_verify_without_a_thread_checks_them_all_and_names_the_one_that_differs(
+        kafka_log: EventLog, projected: ThreadWriter, settings_env: dict[str, str],
+        pg_url: str) -> None:
+    others = [thread_events(f"other-{i}", 4, end="interrupted") for i in range(5)]
+    kafka_log.append([e for events in others for e in events])
+    _project(kafka_log, pg_url)
+    assert _json(settings_env, "verify") == {"ok": True, "threads": 6, "differing": {},
+                                             "moving": []}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE checkpoints SET node = 'forged' WHERE thread_id = 'other-3' "
+                     "AND seq = 2")
+
+    result = _amber(settings_env, "verify")
+
+    assert result.exit_code == 1, result.output
+    assert "other-3: DIFFERS accepted event #2 (seq 2)" in result.stdout
+    assert "6 threads checked, 1 differ" in result.stdout

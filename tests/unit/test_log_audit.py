@@ -86,3 +86,33 @@ def test_a_thread_neither_side_knows_is_not_found() -> None:
     log, _ = _logged()
     with pytest.raises(ThreadNotFoundError):
         log_audit.verify(_cp(log), "nobody")
+
+
+class _Hiding(LogProjection):
+    """A projection that lost one thread entirely."""
+
+    def __init__(self, log: InMemoryEventLog, hidden: str) -> None:
+        super().__init__(log)
+        self.hidden = hidden
+
+    def get_thread(self, thread_id: str) -> ThreadView | None:
+        return None if thread_id == self.hidden else super().get_thread(thread_id)
+
+    def list_threads(self, **kw: Any) -> list[ThreadView]:
+        return [v for v in super().list_threads(**kw) if v.thread_id != self.hidden]
+
+
+def test_every_thread_of_a_faithful_projection_passes() -> None:
+    log, _ = _logged()
+    verdict = log_audit.verify_all(_cp(log))
+    assert (verdict.threads, verdict.differing, verdict.moving) == (7, {}, [])
+
+
+def test_a_thread_the_projection_lost_is_named_alone() -> None:
+    log, _ = _logged()
+    cp = Checkpointer(log=log, projection=_Hiding(log, "other-2"), catchup_timeout_s=1.0)
+
+    verdict = log_audit.verify_all(cp)
+
+    assert verdict.threads == 7
+    assert verdict.differing == {"other-2": ["thread: on the log only"]}
