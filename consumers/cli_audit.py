@@ -57,7 +57,8 @@ def _verify_all(as_json: bool) -> None:
     from engine.log_audit import verify_all
 
     def run(cp: Checkpointer) -> TopicVerdict:
-        with _progress() as on_progress:
+        with _progress("reading the topic; each thread is compared after its partition"
+                       ) as on_progress:
             return verify_all(cp, on_progress=on_progress)
 
     verdict = _guarded(run)
@@ -85,14 +86,15 @@ def from_log(thread_id: str) -> tuple[ThreadView, ThreadAudit]:
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr for reading a partition (gone once done; none when piped)."""
+def _progress(what: str = "reading the thread's partition",
+              ) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for reading the log (gone once done; none when piped)."""
     from rich.console import Console
     from rich.progress import Progress
 
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("reading the thread's partition", total=None)
+        task = bar.add_task(what, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
@@ -126,16 +128,15 @@ def _json(verdict: Verdict) -> str:
 
 def _all_json(verdict: TopicVerdict) -> str:
     return json.dumps({"ok": not verdict.differing, "threads": verdict.threads,
-                       "differing": verdict.differing, "moving": verdict.moving},
+                       "differing": verdict.differing, "rechecked": verdict.rechecked},
                       indent=2, sort_keys=True)
 
 
 def _all_text(verdict: TopicVerdict) -> str:
     lines = [f"{thread}: DIFFERS {line}" for thread, found in verdict.differing.items()
              for line in found]
-    lines += [f"{thread}: moved while verifying; verify it alone" for thread in verdict.moving]
-    summary = (f"{verdict.threads} threads checked, {len(verdict.differing)} differ, "
-               f"{len(verdict.moving)} moved meanwhile")
+    summary = (f"{verdict.threads} threads checked ({len(verdict.rechecked)} again, alone, "
+               f"as they moved meanwhile), {len(verdict.differing)} differ")
     return "\n".join([*lines, summary if verdict.differing else
                       f"{summary}; the projection matches the log"])
 

@@ -8,6 +8,7 @@ once it caught up with the log read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -37,11 +38,11 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TopicVerdict:
-    """Every thread of the topic checked: those that differ, and those that moved meanwhile."""
+    """Every thread of the topic checked, and those that differ."""
 
     threads: int
     differing: dict[str, list[str]]
-    moving: list[str]  # the projection had gone past the log read: check them alone, at rest
+    rechecked: list[str]  # moved during the sweep, so verified again alone
 
 
 def thread_records(log: EventLog, thread_id: str, start: int, end: int,
@@ -76,28 +77,39 @@ def verify(cp: Checkpointer, thread_id: str, *,
         end = catch_up(cp, thread_id)
         folded.add_all(thread_records(cp.log, thread_id, read_to, end, on_progress))
         read_to, audit = end, ThreadAudit.of(thread_id, folded)
-        view, history, rejected = _projected(cp.projection, thread_id, below=end)
-        if audit.view is None and view is None:
+        projected = _projected(cp.projection, thread_id, below=end)
+        if audit.view is None and projected.view is None:
             raise ThreadNotFoundError(thread_id)
-        found = differences(audit, view, history, rejected)
-        if not _ahead(view, audit.view):
+        found = projected.differences(audit)
+        if not projected.moved:
             return Verdict(audit=audit, differences=found)
     return Verdict(audit=audit, differences=[
         *found, f"thread: still moving after {ROUNDS} reads; verify it at rest"])
 
 
-def _ahead(projected: ThreadView | None, logged: ThreadView | None) -> bool:
-    return projected is not None and projected.head.seq > (logged.head.seq if logged else -1)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Projected:
+    """The projection's side of a thread, cut at the offset the log was read to."""
+
+    view: ThreadView | None
+    history: list[Checkpoint]
+    rejected: list[RejectedEvent]
+    moved: bool  # it holds rows from at or past the cut: the thread moved meanwhile
+
+    def differences(self, audit: ThreadAudit) -> list[str]:
+        return differences(audit, self.view, self.history, self.rejected)
 
 
-def _projected(reader: ProjectionReader, thread_id: str, *, below: int,
-               ) -> tuple[ThreadView | None, list[Checkpoint], list[RejectedEvent]]:
-    """The projection's thread, its accepted and rejected events before offset `below`."""
+def _projected(reader: ProjectionReader, thread_id: str, *, below: int) -> _Projected:
     history: list[Checkpoint] = []
     while page := reader.history(thread_id, after_seq=_last_seq(history), limit=1000):
         history += page
-    return (reader.get_thread(thread_id), [c for c in history if c.position.offset < below],
-            [r for r in reader.rejected(thread_id) if r.position.offset < below])
+    rejected = reader.rejected(thread_id)
+    moved = any(c.position.offset >= below for c in history) or \
+        any(r.position.offset >= below for r in rejected)
+    return _Projected(view=reader.get_thread(thread_id), moved=moved,
+                      history=[c for c in history if c.position.offset < below],
+                      rejected=[r for r in rejected if r.position.offset < below])
 
 
 def _last_seq(history: list[Checkpoint]) -> int:
@@ -106,10 +118,10 @@ def _last_seq(history: list[Checkpoint]) -> int:
 
 def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> TopicVerdict:
     """Every thread, partition by partition (a thread lives on one, so memory stays
-    one partition's worth), against the projection caught up to the log's end."""
+    one partition's worth), against the projection caught up to the log's end.
+    Threads that moved during the sweep are verified again, alone."""
     ends = cp.log.end_offsets()
-    for partition, end in ends.items():
-        cp.projection.wait_for_offset(partition, end, timeout_s=cp.catchup_timeout_s)
+    _await_projection(cp, ends)
     projected = _projected_ids(cp.projection, cp.log)
     tally, done, total = _Tally(), 0, sum(ends.values())
     for partition, end in sorted(ends.items()):
@@ -117,25 +129,40 @@ def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> Topi
         done += end
         for thread_id in sorted({*folded.views, *folded.rejected, *projected.get(partition, ())}):
             tally.check(cp.projection, ThreadAudit.of(thread_id, folded), end)
+    for thread_id in tally.moved:
+        tally.record(thread_id, verify(cp, thread_id).differences)
     return tally.verdict()
+
+
+def _await_projection(cp: Checkpointer, ends: dict[int, int]) -> None:
+    """Every partition projected up to `ends`, all within one catch-up timeout."""
+    deadline = time.monotonic() + cp.catchup_timeout_s
+    for partition, end in ends.items():
+        left = max(0.0, deadline - time.monotonic())
+        cp.projection.wait_for_offset(partition, end, timeout_s=left)
 
 
 @dataclass(slots=True)
 class _Tally:
     threads: int = 0
     differing: dict[str, list[str]] = field(default_factory=dict)
-    moving: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
 
     def check(self, reader: ProjectionReader, audit: ThreadAudit, end: int) -> None:
         self.threads += 1
-        view, history, rejected = _projected(reader, audit.thread_id, below=end)
-        if _ahead(view, audit.view):
-            self.moving.append(audit.thread_id)
-        elif found := differences(audit, view, history, rejected):
-            self.differing[audit.thread_id] = found
+        projected = _projected(reader, audit.thread_id, below=end)
+        if projected.moved:
+            self.moved.append(audit.thread_id)
+        else:
+            self.record(audit.thread_id, projected.differences(audit))
+
+    def record(self, thread_id: str, found: list[str]) -> None:
+        if found:
+            self.differing[thread_id] = found
 
     def verdict(self) -> TopicVerdict:
-        return TopicVerdict(threads=self.threads, differing=self.differing, moving=self.moving)
+        return TopicVerdict(threads=self.threads, differing=self.differing,
+                            rechecked=self.moved)
 
 
 def _partition(log: EventLog, partition: int, end: int, done: int, total: int,
@@ -150,9 +177,6 @@ def _partition(log: EventLog, partition: int, end: int, done: int, total: int,
 def _projected_ids(reader: ProjectionReader, log: EventLog) -> dict[int, set[str]]:
     """Every thread the projection holds, by the partition its key maps to."""
     ids: dict[int, set[str]] = {}
-    seen = 0
-    while page := reader.list_threads(limit=10_000, offset=seen):
-        seen += len(page)
-        for view in page:
-            ids.setdefault(log.partition_of(view.thread_id), set()).add(view.thread_id)
+    for thread_id in reader.thread_ids():
+        ids.setdefault(log.partition_of(thread_id), set()).add(thread_id)
     return ids

@@ -153,6 +153,13 @@ class ProjectionReader(ABC):
         view = self.get_thread(thread_id)
         return None if view is None else ThreadGraph(graph=view.graph, mode=view.mode)
 
+    def thread_ids(self) -> list[str]:
+        """Every thread's id, sorted (adapters read just the ids, in one snapshot)."""
+        seen: list[str] = []
+        while page := self.list_threads(limit=10_000, offset=len(seen)):
+            seen += [v.thread_id for v in page]
+        return sorted(set(seen))
+
     def require(self, thread_id: str) -> ThreadView:
         view = self.get_thread(thread_id)
         if view is None:

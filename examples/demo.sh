@@ -30,7 +30,7 @@ echo "== history of $thread"
 amber history "$thread"
 echo
 echo "== an auditor re-folds $thread from the raw log and checks the projection"
-amber verify "$thread"
+amber verify "$thread" || { echo "verify: the projection differs from the log" >&2; exit 1; }
 echo
 echo "== outbox ($AMBER_OUTBOX_DIR)"
 ls -1 "$AMBER_OUTBOX_DIR" | grep -F "${thread}" || true

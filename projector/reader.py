@@ -94,6 +94,11 @@ class PostgresProjectionReader(ProjectionReader):
         with self._conn("reading a thread") as conn:
             return _thread(conn, thread_id)
 
+    def thread_ids(self) -> list[str]:
+        rows = self._all("SELECT thread_id FROM threads ORDER BY thread_id", (),
+                         "listing thread ids")
+        return [str(r[0]) for r in rows]
+
     def thread_graph(self, thread_id: str) -> ThreadGraph | None:
         with self._conn("reading a thread's graph") as conn:
             row = conn.execute("SELECT graph, mode FROM threads WHERE thread_id = %s",

@@ -102,6 +102,12 @@ def test_unknown_thread_is_absent_everywhere(backend: Backend) -> None:
         r.get_state("nope")
 
 
+def test_thread_ids_are_every_thread_sorted(backend: Backend) -> None:
+    for name in ("b-thread", "a-thread", "c-thread"):
+        backend.append(thread_events(name, 2))
+    assert backend.reader.thread_ids() == ["a-thread", "b-thread", "c-thread"]
+
+
 def test_thread_graph_is_the_graph_and_mode_it_started_with(backend: Backend) -> None:
     events = thread_events("routed", 5, end="interrupted")
     backend.append(events)

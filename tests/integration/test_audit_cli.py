@@ -116,13 +116,16 @@ def test_verify_without_a_thread_checks_them_all_and_names_the_one_that_differs(
     kafka_log.append([e for events in others for e in events])
     _project(kafka_log, pg_url)
     assert _json(settings_env, "verify") == {"ok": True, "threads": 6, "differing": {},
-                                             "moving": []}
+                                             "rechecked": []}
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE checkpoints SET node = 'forged' WHERE thread_id = 'other-3' "
                      "AND seq = 2")
+        conn.execute("UPDATE threads SET head_seq = 99 WHERE thread_id = 'other-4'")
 
     result = _amber(settings_env, "verify")
 
     assert result.exit_code == 1, result.output
     assert "other-3: DIFFERS accepted event #2 (seq 2)" in result.stdout
-    assert "6 threads checked, 1 differ" in result.stdout
+    assert "other-4: DIFFERS head head: log Head(seq=3" in result.stdout
+    assert "6 threads checked (0 again, alone, as they moved meanwhile), 2 differ" \
+        in result.stdout

@@ -1,15 +1,13 @@
-"""engine/log_audit.py on the in-memory log: windowed reads, and verifying a moving projection."""
+"""engine/log_audit.py on the in-memory log: windowed reads; verifying still and moving threads."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
 from engine import log_audit
 from engine.checkpointer import Checkpointer
-from engine.eventlog import Position
 from engine.eventlog_memory import InMemoryEventLog
 from engine.ledger import ThreadView
 from engine.projection import LogProjection, RejectedEvent, ThreadNotFoundError
@@ -40,28 +38,46 @@ def test_reads_in_small_windows_give_the_same_thread(monkeypatch: pytest.MonkeyP
     assert seen[-1] == (end, end) and len(seen) == (end + 1) // 2
 
 
-class _Moving(LogProjection):
-    """A projection that saw more than the log read: `extra` rejected rows, or a head ahead."""
+class _Racing(LogProjection):
+    """A projection read while writers go on: each of its first `races` reads of the
+    thread's rejected events follows a retried append (a duplicate) landing on the log."""
 
-    def __init__(self, log: InMemoryEventLog, *, rejected_after_end: bool = False,
-                 ahead: bool = False) -> None:
+    def __init__(self, log: InMemoryEventLog, races: int) -> None:
         super().__init__(log)
-        self.rejected_after_end, self.ahead = rejected_after_end, ahead
+        self.races = races
 
     def rejected(self, thread_id: str) -> list[RejectedEvent]:
-        found = super().rejected(thread_id)
-        if not (self.rejected_after_end and found):
-            return found
-        return [*found, replace(found[0], position=Position(0, 10**9))]  # after the read
+        if self.races > 0 and thread_id == "audited":
+            self.races -= 1
+            head = self.history(thread_id)[-1].event
+            self._log.append([head])  # the same event again: rejected, as a duplicate
+        return super().rejected(thread_id)
+
+
+class _Forged(LogProjection):
+    """A projection edited at rest: its head moved on, or a thread the log never had."""
+
+    def __init__(self, log: InMemoryEventLog, *, bumped: str | None = None,
+                 ghost: ThreadView | None = None) -> None:
+        super().__init__(log)
+        self.bumped, self.ghost = bumped, ghost
 
     def get_thread(self, thread_id: str) -> ThreadView | None:
+        if self.ghost is not None and thread_id == self.ghost.thread_id:
+            return self.ghost
         view = super().get_thread(thread_id)
-        return replace(view, head=replace(view.head, seq=view.head.seq + 1)) \
-            if self.ahead and view else view
+        if view is None or thread_id != self.bumped:
+            return view
+        return replace(view, head=replace(view.head, seq=99))
+
+    def thread_ids(self) -> list[str]:
+        ghost = [self.ghost.thread_id] if self.ghost else []
+        return sorted([*super().thread_ids(), *ghost])
 
 
-def _cp(log: InMemoryEventLog, **moving: Any) -> Checkpointer:
-    return Checkpointer(log=log, projection=_Moving(log, **moving), catchup_timeout_s=1.0)
+def _cp(log: InMemoryEventLog, projection: LogProjection | None = None) -> Checkpointer:
+    return Checkpointer(log=log, projection=projection or LogProjection(log),
+                        catchup_timeout_s=1.0)
 
 
 def test_a_faithful_projection_passes() -> None:
@@ -71,15 +87,23 @@ def test_a_faithful_projection_passes() -> None:
     assert verdict.audit.view.head.hash == w.head.hash
 
 
-def test_rows_projected_after_the_log_read_are_not_differences() -> None:
+def test_rows_projected_after_the_log_read_are_read_in_the_next_round() -> None:
     log, _ = _logged()
-    assert log_audit.verify(_cp(log, rejected_after_end=True), "audited").differences == []
+    verdict = log_audit.verify(_cp(log, _Racing(log, races=2)), "audited")
+    assert verdict.differences == [] and len(verdict.audit.rejected) == 3
 
 
-def test_a_projection_that_keeps_moving_is_reported_as_such() -> None:
+def test_a_thread_that_keeps_moving_is_reported_as_such() -> None:
     log, _ = _logged()
-    found = log_audit.verify(_cp(log, ahead=True), "audited").differences
-    assert found[-1] == "thread: still moving after 3 reads; verify it at rest"
+    found = log_audit.verify(_cp(log, _Racing(log, races=10)), "audited").differences
+    assert found == ["thread: still moving after 3 reads; verify it at rest"]
+
+
+def test_a_head_edited_at_rest_is_a_difference_not_a_movement() -> None:
+    log, _ = _logged()
+    found = log_audit.verify(_cp(log, _Forged(log, bumped="audited")), "audited").differences
+    [difference] = found
+    assert difference.startswith("head head: log Head(seq=4") and "Head(seq=99" in difference
 
 
 def test_a_thread_neither_side_knows_is_not_found() -> None:
@@ -98,21 +122,36 @@ class _Hiding(LogProjection):
     def get_thread(self, thread_id: str) -> ThreadView | None:
         return None if thread_id == self.hidden else super().get_thread(thread_id)
 
-    def list_threads(self, **kw: Any) -> list[ThreadView]:
-        return [v for v in super().list_threads(**kw) if v.thread_id != self.hidden]
+    def thread_ids(self) -> list[str]:
+        return [t for t in super().thread_ids() if t != self.hidden]
 
 
 def test_every_thread_of_a_faithful_projection_passes() -> None:
     log, _ = _logged()
     verdict = log_audit.verify_all(_cp(log))
-    assert (verdict.threads, verdict.differing, verdict.moving) == (7, {}, [])
+    assert (verdict.threads, verdict.differing, verdict.rechecked) == (7, {}, [])
 
 
 def test_a_thread_the_projection_lost_is_named_alone() -> None:
     log, _ = _logged()
-    cp = Checkpointer(log=log, projection=_Hiding(log, "other-2"), catchup_timeout_s=1.0)
-
-    verdict = log_audit.verify_all(cp)
-
+    verdict = log_audit.verify_all(_cp(log, _Hiding(log, "other-2")))
     assert verdict.threads == 7
     assert verdict.differing == {"other-2": ["thread: on the log only"]}
+
+
+def test_a_thread_only_the_projection_has_is_a_difference() -> None:
+    log, _ = _logged()
+    real = LogProjection(log).get_thread("other-1")
+    assert real is not None
+    ghost = replace(real, thread_id="ghost")
+
+    verdict = log_audit.verify_all(_cp(log, _Forged(log, ghost=ghost)))
+
+    assert verdict.threads == 8
+    assert verdict.differing == {"ghost": ["thread: in the projection only"]}
+
+
+def test_a_thread_that_moved_during_the_sweep_is_verified_again_alone() -> None:
+    log, _ = _logged()
+    verdict = log_audit.verify_all(_cp(log, _Racing(log, races=1)))
+    assert verdict.differing == {} and verdict.rechecked == ["audited"]
