@@ -29,7 +29,8 @@ def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
     import importlib
 
-    for name in ("cli_projection", "cli_engine", "cli_status", "cli_serve", "cli_audit"):
+    for name in ("cli_projection", "cli_engine", "cli_status", "cli_serve", "cli_audit",
+                 "cli_replay"):
         try:
             importlib.import_module(f"consumers.{name}")
         except ModuleNotFoundError as e:

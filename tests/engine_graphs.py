@@ -35,16 +35,24 @@ def publish(state: Doc) -> dict[str, Any]:
     return {"notes": ["published"]}
 
 
-def approval_graph(**compile_kw: Any) -> Any:
+def approval_graph(*, publishes: bool = True, **compile_kw: Any) -> Any:
+    """write → review → publish if approved; `publishes=False` is a later version
+    of the same graph that never publishes (for replay)."""
     g = Graph(Doc, name="doc_approval")
     g.add_node("write", write)
     g.add_node("review", review)
     g.add_node("publish", publish)
     g.add_edge(START, "write")
     g.add_edge("write", "review")
-    g.add_conditional_edges("review", lambda s: bool(s.approved), {True: "publish", False: END})
+    g.add_conditional_edges("review", lambda s: bool(s.approved) and publishes,
+                            {True: "publish", False: END})
     g.add_edge("publish", END)
     return g.compile(**compile_kw)
+
+
+# Importable as MODULE:ATTR by `amber start|resume|replay --graph` in the CLI tests.
+doc_approval = approval_graph(interrupt_before=["review"])
+doc_approval_today = approval_graph(interrupt_before=["review"], publishes=False)
 
 
 def asking_graph(**compile_kw: Any) -> Any:

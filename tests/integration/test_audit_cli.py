@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +16,8 @@ from consumers.cli import _register, app
 from engine.eventlog import EventLog
 from projector.runner import Projector, ProjectorConfig
 from tests.factories import ThreadWriter, raced_thread, thread_events
-from tests.processes import free_port
+from tests.processes import free_port, spawn, terminate
+from tests.stack import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -129,3 +132,29 @@ def test_verify_without_a_thread_checks_them_all_and_names_the_one_that_differs(
     assert "other-4: DIFFERS head head: log Head(seq=3" in result.stdout
     assert "6 threads checked (0 again, alone, as they moved meanwhile), 2 differ" \
         in result.stdout
+
+
+@pytest.fixture
+def live_projector(settings_env: dict[str, str]) -> Iterator[None]:
+    assert _amber(settings_env, "db", "migrate").exit_code == 0
+    proc = spawn([sys.executable, "-m", "consumers", "projector"], env=settings_env, cwd=ROOT,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield
+    terminate([proc])
+
+
+def test_replay_shows_where_todays_graph_would_route_differently(
+        live_projector: None, settings_env: dict[str, str]) -> None:
+    env = {**settings_env, "AMBER_CATCHUP_TIMEOUT_S": "30"}
+    then, today = "tests.engine_graphs:doc_approval", "tests.engine_graphs:doc_approval_today"
+    assert _amber(env, "start", then, "--thread", "r1", "--input", "{}").exit_code == 0
+    resumed = _amber(env, "resume", "r1", "--value", '{"approved": true}', "--graph", then)
+    assert resumed.exit_code == 0, resumed.output
+
+    same = _json(env, "replay", "r1", "--graph", then)
+    assert same["same"] is True and [s["seq"] for s in same["steps"]] == [0, 1, 4, 5]
+
+    changed = _amber(env, "replay", "r1", "--graph", today, "--json")
+    assert changed.exit_code == 1, changed.output
+    assert [(s["seq"], s["recorded"], s["today"]) for s in json.loads(changed.stdout)["steps"]
+            if not s["same"]] == [(4, "publish", "__end__")]
