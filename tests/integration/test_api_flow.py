@@ -48,7 +48,7 @@ class Stack:
     def spawn(self, name: str, *args: str) -> None:
         out = (self.logs / f"{name}.log").open("wb")
         self.procs[name] = spawn([*AMBER, *args], env=self.env, cwd=ROOT,
-                                            stdout=out, stderr=subprocess.STDOUT)
+                                 stdout=out, stderr=subprocess.STDOUT)
 
     def tail(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"

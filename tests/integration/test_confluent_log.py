@@ -190,7 +190,7 @@ def test_a_thread_started_and_resumed_through_librdkafka_is_projected(
 
     run("db", "migrate")
     projector = spawn([*amber, "projector"], env=env, cwd=ROOT,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         thread = f"fast-{uuid.uuid4().hex[:8]}"
         first = run("start", graph, "--thread", thread, "--input",

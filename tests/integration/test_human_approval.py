@@ -43,7 +43,7 @@ def env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def projector(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     amber(env, "db", "migrate")
     proc = spawn([*AMBER, "projector"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     yield proc
     terminate([proc])
 

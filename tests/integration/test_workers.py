@@ -90,7 +90,7 @@ def test_two_workers_run_threads_survive_a_kill_and_finish_once(
 def test_sigterm_stops_a_worker_cleanly(env: dict[str, str],
                                         services: list[subprocess.Popen[bytes]]) -> None:
     worker = spawn([*AMBER, "worker", GRAPH], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert worker.stderr is not None
         seen = []
