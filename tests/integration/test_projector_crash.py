@@ -58,7 +58,7 @@ def projector_proc(env: dict[str, str], *args: str, fault: str | None = None,
     if fault is not None:
         full["AMBER_FAULT"] = fault
     return spawn([*AMBER, "projector", "--wait-lock", "30", *args], env=full,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(env: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ AMBER = [sys.executable, "-m", "consumers"]
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     return spawn([*AMBER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                 stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(params=["kafka-python", "confluent"])
