@@ -192,9 +192,9 @@ class ConfluentEventLog(EventLog):
             futures[self.topic].result(timeout=self._ack_timeout_s + 1)
         except KafkaException as e:
             err = e.args[0] if e.args else None
-            if not (isinstance(err, KafkaError)
-                    and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                raise _translate(e, f"creating topic {self.topic}") from e
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return  # an existing topic is served already: nothing to wait for
+            raise _translate(e, f"creating topic {self.topic}") from e
         except TimeoutError as e:
             raise LogUnavailableError(f"Kafka unreachable while creating topic {self.topic}: "
                                       f"no answer in {self._ack_timeout_s}s") from e

@@ -138,9 +138,11 @@ class KafkaEventLog(EventLog):
             admin = KafkaAdminClient(**self._common())
         try:
             topic = NewTopic(self.topic, self.partitions, 1, topic_configs=TOPIC_CONFIG)
-            with _translated(f"creating topic {self.topic}"), \
-                    contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([topic])
+            with _translated(f"creating topic {self.topic}"):
+                try:
+                    admin.create_topics([topic])
+                except TopicAlreadyExistsError:
+                    return  # an existing topic is served already: nothing to wait for
             with _translated(f"describing topic {self.topic}"):
                 await_visible(lambda: _partition_count(admin, self.topic), self.topic,
                               self._ack_timeout_s)

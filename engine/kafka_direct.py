@@ -61,7 +61,9 @@ BATCH_BYTES = 512 * 1024
 _BACKOFF_S = 0.05
 _MAX_BACKOFF_S = 1.0
 MAX_IDLE_LANES = 16
-_CODECS: dict[Compression, int] = {"none": 0, "gzip": 1, "zstd": 4}  # record batch attribute
+_CODECS: dict[Compression, int] = {"none": DefaultRecordBatchBuilder.CODEC_NONE,
+                                   "gzip": DefaultRecordBatchBuilder.CODEC_GZIP,
+                                   "zstd": DefaultRecordBatchBuilder.CODEC_ZSTD}
 # The broker must answer a produce (if only with REQUEST_TIMED_OUT) before we stop
 # listening: an answer lost to our own deadline leaves the batch's fate unknown.
 _BROKER_SHARE = 0.75

@@ -99,10 +99,8 @@ _compression = _one_of(COMPRESSIONS)
 
 def checked_compression(value: str) -> Compression:
     """`value` if it names a codec (for adapters built without Settings)."""
-    try:
-        parsed: Compression = _compression(value)
-    except ValueError as e:
-        raise SettingsError("AMBER_KAFKA_COMPRESSION", f"{value!r} {e}") from None
+    name = "AMBER_KAFKA_COMPRESSION"
+    parsed: Compression = _read({name: value}, name, _compression, "none")
     return parsed
 
 
