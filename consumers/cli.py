@@ -6,10 +6,24 @@ themselves on `app`; this module only assembles them.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
 
 app = typer.Typer(name="amber", help="Durable execution for AI agent graphs on Kafka + PostgreSQL.",
                   no_args_is_help=True, add_completion=False)
+
+
+def fail(e: Exception, code: int = 2) -> typer.Exit:
+    """Say what went wrong on stderr; raise the returned Exit (`raise fail(e) from None`)."""
+    typer.echo(f"error: {type(e).__name__}: {e}", err=True)
+    return typer.Exit(code=code)
+
+
+def print_json(value: Any) -> None:
+    """Stable, readable JSON on stdout: what every --json option prints."""
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 @app.callback()

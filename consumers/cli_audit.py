@@ -7,14 +7,13 @@ straight from the topic and fold them with the acceptance rule
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from consumers.cli import app
+from consumers.cli import app, fail, print_json
 
 if TYPE_CHECKING:
     from engine.audit import ThreadAudit
@@ -41,7 +40,7 @@ def verify(thread_id: Annotated[str | None, typer.Argument(
         _verify_all(as_json)
         return
     verdict = _guarded(lambda cp: _one(cp, thread_id))
-    typer.echo(_json(verdict) if as_json else _text(verdict))
+    _say(_json(verdict) if as_json else _text(verdict))
     if verdict.differences:
         raise typer.Exit(code=1)
 
@@ -62,7 +61,7 @@ def _verify_all(as_json: bool) -> None:
             return verify_all(cp, on_progress=on_progress)
 
     verdict = _guarded(run)
-    typer.echo(_all_json(verdict) if as_json else _all_text(verdict))
+    _say(_all_json(verdict) if as_json else _all_text(verdict))
     if verdict.differing:
         raise typer.Exit(code=1)
 
@@ -112,24 +111,29 @@ def _guarded(call: Callable[[Checkpointer], T]) -> T:
         finally:
             cp.close()
     except AmberError as e:
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
-        raise typer.Exit(code=2) from None
+        raise fail(e) from None
 
 
-def _json(verdict: Verdict) -> str:
+def _say(report: str | dict[str, Any]) -> None:
+    """A text report as it is; a JSON one as every --json prints."""
+    if isinstance(report, str):
+        typer.echo(report)
+    else:
+        print_json(report)
+
+
+def _json(verdict: Verdict) -> dict[str, Any]:
     audit, head = verdict.audit, verdict.audit.view
-    return json.dumps({"thread_id": audit.thread_id, "ok": not verdict.differences,
-                       "head_seq": head.head.seq if head else None,
-                       "head_hash": head.head.hash if head else None,
-                       "accepted": len(audit.accepted), "rejected": len(audit.rejected),
-                       "undecodable": audit.undecodable,
-                       "differences": verdict.differences}, indent=2, sort_keys=True)
+    return {"thread_id": audit.thread_id, "ok": not verdict.differences,
+            "head_seq": head.head.seq if head else None,
+            "head_hash": head.head.hash if head else None,
+            "accepted": len(audit.accepted), "rejected": len(audit.rejected),
+            "undecodable": audit.undecodable, "differences": verdict.differences}
 
 
-def _all_json(verdict: TopicVerdict) -> str:
-    return json.dumps({"ok": not verdict.differing, "threads": verdict.threads,
-                       "differing": verdict.differing, "rechecked": verdict.rechecked},
-                      indent=2, sort_keys=True)
+def _all_json(verdict: TopicVerdict) -> dict[str, Any]:
+    return {"ok": not verdict.differing, "threads": verdict.threads,
+            "differing": verdict.differing, "rechecked": verdict.rechecked}
 
 
 def _all_text(verdict: TopicVerdict) -> str:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from consumers.cli import app
+from consumers.cli import app, fail, print_json
 
 GraphOpt = Annotated[list[str], typer.Option("--graph", "-g", help="MODULE:ATTR of a compiled "
                                              "graph (default: AMBER_GRAPHS)")]
@@ -32,12 +32,7 @@ def _print_result(result: Any) -> None:
     out = {"thread_id": result.thread_id, "status": result.status, "seq": result.seq,
            "interrupt": result.interrupt,
            "error": None if result.error is None else result.error.message}
-    typer.echo(json.dumps(out, indent=2, sort_keys=True))
-
-
-def _fail(e: Exception) -> typer.Exit:
-    typer.echo(f"error: {type(e).__name__}: {e}", err=True)
-    return typer.Exit(code=2)
+    print_json(out)
 
 
 @app.command()
@@ -61,12 +56,12 @@ def start(graph: Annotated[str, typer.Argument(help="MODULE:ATTR of a compiled g
             if on_workers:
                 cursor = ThreadService(compiled, cp).start(thread, values, actor=actor,
                                                            mode="worker")
-                typer.echo(json.dumps({"thread_id": thread, "status": "running", "seq": 0,
-                                       "mode": cursor.view.mode}, indent=2))
+                print_json({"thread_id": thread, "status": "running", "seq": 0,
+                            "mode": cursor.view.mode})
                 return
             _print_result(compiled.start(thread, values, actor=actor, checkpointer=cp))
     except AmberError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
 
 
 @app.command()
@@ -86,7 +81,7 @@ def resume(thread_id: str,
                                            interrupt_id=interrupt_id, reason=reason,
                                            checkpointer=cp))
     except AmberError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
 
 
 @app.command()
@@ -106,7 +101,7 @@ def edit(thread_id: str,
             _print_result(app_graph.update_state(thread_id, update, as_node=as_node,
                                                  actor=actor, reason=reason, checkpointer=cp))
     except AmberError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from consumers.cli import app
+from consumers.cli import app, fail, print_json
 
 if TYPE_CHECKING:
     from engine.eventlog import EventLog
@@ -55,17 +55,8 @@ def _reader(settings: Settings, group: str = _DEFAULT_GROUP) -> PostgresProjecti
                                     group=group)
 
 
-def _fail(e: Exception, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {type(e).__name__}: {e}", err=True)
-    return typer.Exit(code=code)
-
-
 def _when(us: int) -> str:
     return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat(timespec="milliseconds")
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 # --- reads -------------------------------------------------------------------------------
@@ -80,10 +71,10 @@ def state(thread_id: str,
     try:
         view, value = (_state_from_log if from_log else _state_from_projection)(thread_id, seq)
     except AmberError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
     at = view.head.seq if seq is None else seq
     if as_json:
-        _print_json({"thread_id": thread_id, "seq": at, "status": view.status, "state": value})
+        print_json({"thread_id": thread_id, "seq": at, "status": view.status, "state": value})
         return
     from rich.console import Console
     from rich.json import JSON
@@ -118,9 +109,9 @@ def history(thread_id: str, as_json: JsonOpt = False, from_log: FromLogOpt = Fal
         view, events, rejected = (_history_from_log if from_log
                                   else _history_from_projection)(thread_id)
     except AmberError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
     if as_json:
-        _print_json({"thread_id": thread_id,
+        print_json({"thread_id": thread_id,
                      "events": [_event_json(e, p.partition, p.offset) for e, p in events],
                      "rejected": [{**_event_json(r.event, r.position.partition,
                                                  r.position.offset), "rejection": r.reason.value}
@@ -210,9 +201,9 @@ def threads(status: Annotated[str | None, typer.Option(help="running, interrupte
         finally:
             reader.close()
     except AmberError as e:
-        raise _fail(e) from None
+        raise fail(e) from None
     if as_json:
-        _print_json([_view_json(v) for v in views])
+        print_json([_view_json(v) for v in views])
         return
     _print_threads(views)
 
@@ -257,7 +248,7 @@ def db_migrate() -> None:
         with psycopg.connect(_settings().database_url, autocommit=True) as conn:
             applied = migrate(conn)
     except (AmberError, psycopg.Error) as e:
-        raise _fail(e) from None
+        raise fail(e) from None
     typer.echo(f"schema at version {len(MIGRATIONS)}"
                + (f" (applied {applied})" if applied else " (already up to date)"))
 
@@ -293,7 +284,7 @@ def projector(group: GroupOpt = _DEFAULT_GROUP,
     except AmberError as e:
         from projector.errors import ProjectorBusyError
 
-        raise _fail(e, code=3 if isinstance(e, ProjectorBusyError) else 2) from None
+        raise fail(e, code=3 if isinstance(e, ProjectorBusyError) else 2) from None
 
 
 def _run_projector(settings: Settings, *, group: str, once: bool, rebuild: bool, follow: bool,
@@ -314,7 +305,7 @@ def _run_projector(settings: Settings, *, group: str, once: bool, rebuild: bool,
                 with _ProgressBar("rebuilding" if rebuild else "catching up",
                                    p.positions, ends) as on_progress:
                     run = (p.rebuild if rebuild else p.catch_up)(on_progress, until=ends)
-                _print_json(_progress_json(run))
+                print_json(_progress_json(run))
                 if not follow:
                     return
             p.run(should_stop=lambda: stop["now"])
@@ -394,7 +385,7 @@ def _print_lag(settings: Settings, group: str, as_json: bool) -> None:
     rows = [{"partition": p, "position": done.get(p, 0), "end": e,
              "lag": max(e - done.get(p, 0), 0)} for p, e in sorted(ends.items())]
     if as_json:
-        _print_json({"group": group, "topic": settings.events_topic, "partitions": rows,
+        print_json({"group": group, "topic": settings.events_topic, "partitions": rows,
                      "total_lag": sum(r["lag"] for r in rows)})
         return
     from rich.console import Console

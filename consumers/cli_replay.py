@@ -7,12 +7,11 @@ nothing is sent, charged or written twice.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from consumers.cli import app
+from consumers.cli import app, fail, print_json
 
 if TYPE_CHECKING:
     from engine.replay import RouteCheck
@@ -35,9 +34,11 @@ def replay(thread_id: str,
     try:
         checks = _checks(thread_id, graph, from_seq)
     except AmberError as e:
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
-        raise typer.Exit(code=2) from None
-    typer.echo(_json(thread_id, checks) if as_json else _text(thread_id, checks))
+        raise fail(e) from None
+    if as_json:
+        print_json(_json(thread_id, checks))
+    else:
+        typer.echo(_text(thread_id, checks))
     if not all(c.same for c in checks):
         raise typer.Exit(code=1)
 
@@ -52,11 +53,10 @@ def _checks(thread_id: str, refs: list[str], from_seq: int) -> list[RouteCheck]:
     return replay_routes(today, [cp.event for cp in audit.accepted], from_seq=from_seq)
 
 
-def _json(thread_id: str, checks: list[RouteCheck]) -> str:
-    return json.dumps({"thread_id": thread_id, "same": all(c.same for c in checks),
-                       "steps": [{"seq": c.seq, "node": c.node, "recorded": c.recorded,
-                                  "today": c.today, "same": c.same} for c in checks]},
-                      indent=2, sort_keys=True)
+def _json(thread_id: str, checks: list[RouteCheck]) -> dict[str, Any]:
+    return {"thread_id": thread_id, "same": all(c.same for c in checks),
+            "steps": [{"seq": c.seq, "node": c.node, "recorded": c.recorded,
+                       "today": c.today, "same": c.same} for c in checks]}
 
 
 def _text(thread_id: str, checks: list[RouteCheck]) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from consumers.cli import app
+from consumers.cli import app, fail
 
 
 @app.command()
@@ -28,8 +28,7 @@ def serve(host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.
     try:
         api, cp = app_from_env(graph)
     except AmberError as e:
-        typer.echo(f"error: {type(e).__name__}: {e}", err=True)
-        raise typer.Exit(code=2) from None
+        raise fail(e) from None
     commands = api.state.commands
     if not api.state.auth_enabled:
         typer.echo("warning: neither AMBER_API_TOKENS nor AMBER_WEBHOOK_SECRET is set: "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from consumers.cli import app
+from consumers.cli import app, print_json
 
 
 @app.command()
@@ -32,7 +31,7 @@ def status(group: Annotated[str, typer.Option(help="projector group")] = "amber-
         log.close()
     report = st.as_json(ends, groups)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(report)
         return
     typer.echo(f"topic {settings.events_topic}: {report['events']} events")
     for g in report["groups"]:
