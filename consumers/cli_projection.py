@@ -123,7 +123,8 @@ def history(thread_id: str, as_json: JsonOpt = False, from_log: FromLogOpt = Fal
 def _history_from_projection(thread_id: str) -> tuple[ThreadView, list[Any], list[Any]]:
     reader = _reader(_settings())
     try:
-        return (reader.require(thread_id), _all_checkpoints(reader, thread_id),
+        return (reader.require(thread_id),
+                [(cp.event, cp.position) for cp in reader.all_history(thread_id)],
                 reader.rejected(thread_id))
     finally:
         reader.close()
@@ -134,15 +135,6 @@ def _history_from_log(thread_id: str) -> tuple[ThreadView, list[Any], list[Any]]
 
     view, audit = from_log(thread_id)
     return view, [(cp.event, cp.position) for cp in audit.accepted], audit.rejected
-
-
-def _all_checkpoints(reader: PostgresProjectionReader, thread_id: str) -> list[Any]:
-    out: list[Any] = []
-    while True:
-        page = reader.history(thread_id, after_seq=out[-1][0].seq if out else -1, limit=1000)
-        out += [(cp.event, cp.position) for cp in page]
-        if len(page) < 1000:
-            return out
 
 
 def _event_json(event: Event, partition: int, offset: int) -> dict[str, Any]:

@@ -45,34 +45,43 @@ class TopicVerdict:
     rechecked: list[str]  # moved during the sweep, so verified again alone
 
 
+def _windows(log: EventLog, partition: int, start: int, end: int, *,
+             on_progress: Progress | None = None, done: int = 0,
+             total: int | None = None) -> Iterator[Delivery]:
+    """The records of `partition` from `start` below `end`, read WINDOW at a time;
+    progress is reported as `done` + offsets read, out of `total` (default: `end`)."""
+    for low in range(start, end, WINDOW):
+        high = min(low + WINDOW, end)
+        yield from log.read(partition, low, high)
+        if on_progress is not None:
+            on_progress(done + high, end if total is None else total)
+
+
 def thread_records(log: EventLog, thread_id: str, start: int, end: int,
                    on_progress: Progress | None = None) -> Iterator[Delivery]:
     """The thread's records of its partition from `start` below `end`, in log order."""
-    partition = log.partition_of(thread_id)
-    for low in range(start, end, WINDOW):
-        high = min(low + WINDOW, end)
-        yield from (d for d in log.read(partition, low, high) if d.key == thread_id)
-        if on_progress is not None:
-            on_progress(high, end)
+    records = _windows(log, log.partition_of(thread_id), start, end, on_progress=on_progress)
+    return (d for d in records if d.key == thread_id)
 
 
-def audit_thread(log: EventLog, thread_id: str, *, end: int | None = None,
+def audit_thread(log: EventLog, thread_id: str, *,
                  on_progress: Progress | None = None) -> ThreadAudit:
-    """The thread as its records below `end` (default: the log's end) make it."""
-    stop = log.end_offset(log.partition_of(thread_id)) if end is None else end
-    records = thread_records(log, thread_id, 0, stop, on_progress)
+    """The thread as its records up to the log's end make it."""
+    end = log.end_offset(log.partition_of(thread_id))
+    records = thread_records(log, thread_id, 0, end, on_progress)
     return ThreadAudit.of(thread_id, LogFold().add_all(records))
 
 
-def verify(cp: Checkpointer, thread_id: str, *,
-           on_progress: Progress | None = None) -> Verdict:
+def verify(cp: Checkpointer, thread_id: str, *, on_progress: Progress | None = None,
+           folded_to: tuple[LogFold, int] | None = None) -> Verdict:
     """The thread from the log, and where the projection says otherwise.
 
     Each round reads the log up to where the projection has caught up, then
     the projection; rows it added past that point are left out. If it moved
-    on meanwhile, the next round reads only the new records.
+    on meanwhile, the next round reads only the new records. `folded_to`: the
+    thread already folded below an offset (by verify_all), continued from there.
     """
-    folded, read_to = LogFold(), 0
+    folded, read_to = folded_to or (LogFold(), 0)
     for _ in range(ROUNDS):
         end = catch_up(cp, thread_id)
         folded.add_all(thread_records(cp.log, thread_id, read_to, end, on_progress))
@@ -101,19 +110,15 @@ class _Projected:
 
 
 def _projected(reader: ProjectionReader, thread_id: str, *, below: int) -> _Projected:
-    history: list[Checkpoint] = []
-    while page := reader.history(thread_id, after_seq=_last_seq(history), limit=1000):
-        history += page
-    rejected = reader.rejected(thread_id)
+    # The row first: events projected after it show up below as rows past the cut
+    # (moved), never as a head that disagrees with them.
+    view = reader.get_thread(thread_id)
+    history, rejected = reader.all_history(thread_id), reader.rejected(thread_id)
     moved = any(c.position.offset >= below for c in history) or \
         any(r.position.offset >= below for r in rejected)
-    return _Projected(view=reader.get_thread(thread_id), moved=moved,
+    return _Projected(view=view, moved=moved,
                       history=[c for c in history if c.position.offset < below],
                       rejected=[r for r in rejected if r.position.offset < below])
-
-
-def _last_seq(history: list[Checkpoint]) -> int:
-    return history[-1].event.seq if history else -1
 
 
 def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> TopicVerdict:
@@ -125,12 +130,13 @@ def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> Topi
     projected = _projected_ids(cp.projection, cp.log)
     tally, done, total = _Tally(), 0, sum(ends.values())
     for partition, end in sorted(ends.items()):
-        folded = LogFold().add_all(_partition(cp.log, partition, end, done, total, on_progress))
+        folded = LogFold().add_all(_windows(cp.log, partition, 0, end, on_progress=on_progress,
+                                            done=done, total=total))
         done += end
         for thread_id in sorted({*folded.views, *folded.rejected, *projected.get(partition, ())}):
-            tally.check(cp.projection, ThreadAudit.of(thread_id, folded), end)
-    for thread_id in tally.moved:
-        tally.record(thread_id, verify(cp, thread_id).differences)
+            tally.check(cp.projection, folded, thread_id, end)
+    for thread_id, seed in tally.moved.items():
+        tally.record(thread_id, verify(cp, thread_id, folded_to=seed).differences)
     return tally.verdict()
 
 
@@ -146,15 +152,15 @@ def _await_projection(cp: Checkpointer, ends: dict[int, int]) -> None:
 class _Tally:
     threads: int = 0
     differing: dict[str, list[str]] = field(default_factory=dict)
-    moved: list[str] = field(default_factory=list)
+    moved: dict[str, tuple[LogFold, int]] = field(default_factory=dict)  # and how far read
 
-    def check(self, reader: ProjectionReader, audit: ThreadAudit, end: int) -> None:
+    def check(self, reader: ProjectionReader, folded: LogFold, thread_id: str, end: int) -> None:
         self.threads += 1
-        projected = _projected(reader, audit.thread_id, below=end)
+        projected = _projected(reader, thread_id, below=end)
         if projected.moved:
-            self.moved.append(audit.thread_id)
+            self.moved[thread_id] = (folded.only(thread_id), end)
         else:
-            self.record(audit.thread_id, projected.differences(audit))
+            self.record(thread_id, projected.differences(ThreadAudit.of(thread_id, folded)))
 
     def record(self, thread_id: str, found: list[str]) -> None:
         if found:
@@ -162,16 +168,7 @@ class _Tally:
 
     def verdict(self) -> TopicVerdict:
         return TopicVerdict(threads=self.threads, differing=self.differing,
-                            rechecked=self.moved)
-
-
-def _partition(log: EventLog, partition: int, end: int, done: int, total: int,
-               on_progress: Progress | None) -> Iterator[Delivery]:
-    for low in range(0, end, WINDOW):
-        high = min(low + WINDOW, end)
-        yield from log.read(partition, low, high)
-        if on_progress is not None:
-            on_progress(done + high, total)
+                            rechecked=list(self.moved))
 
 
 def _projected_ids(reader: ProjectionReader, log: EventLog) -> dict[int, set[str]]:

@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from engine.acceptance import Rejection
 from engine.delta import State, fold
@@ -19,6 +20,9 @@ from engine.errors import AmberError
 from engine.eventlog import Delivery, EventLog, Position
 from engine.events import Event
 from engine.ledger import ThreadView, advance
+
+_PAGE = 1000  # rows per history read when a whole thread is wanted
+V = TypeVar("V")
 
 
 class ThreadNotFoundError(AmberError):
@@ -153,6 +157,16 @@ class ProjectionReader(ABC):
         view = self.get_thread(thread_id)
         return None if view is None else ThreadGraph(graph=view.graph, mode=view.mode)
 
+    def all_history(self, thread_id: str) -> list[Checkpoint]:
+        """Every accepted event of the thread, oldest first (history, page by page)."""
+        out: list[Checkpoint] = []
+        while True:
+            page = self.history(thread_id, after_seq=out[-1].event.seq if out else -1,
+                                limit=_PAGE)
+            out += page
+            if len(page) < _PAGE:
+                return out
+
     def thread_ids(self) -> list[str]:
         """Every thread's id, sorted (adapters read just the ids, in one snapshot)."""
         seen: list[str] = []
@@ -201,6 +215,14 @@ class LogFold:
             self.add(d)
         return self
 
+    def only(self, thread_id: str) -> LogFold:
+        """This fold cut down to one thread: what a later fold of it continues from."""
+        return LogFold(views=_just(self.views, thread_id),
+                       checkpoints={k: list(v) for k, v in
+                                    _just(self.checkpoints, thread_id).items()},
+                       rejected={k: list(v) for k, v in _just(self.rejected, thread_id).items()},
+                       undecodable=_just(self.undecodable, thread_id))
+
     def add(self, d: Delivery) -> None:
         if d.event is None:
             self.undecodable[d.key] = self.undecodable.get(d.key, 0) + 1
@@ -216,36 +238,39 @@ class LogFold:
                 event=e, position=d.position, reason=outcome.rejection or Rejection.GAP))
 
 
+def _just(by_key: dict[Any, V], key: str) -> dict[Any, V]:
+    return {key: by_key[key]} if key in by_key else {}
+
+
 class LogProjection(ProjectionReader):
     """Folds the whole log on every read: slow, obviously correct, no database."""
 
     def __init__(self, log: EventLog) -> None:
         self._log = log
 
-    def _fold_all(self) -> tuple[dict[str, ThreadView], dict[str, list[Checkpoint]],
-                                 dict[str, list[RejectedEvent]]]:
+    def _fold_all(self) -> LogFold:
         folded = LogFold()
         for partition in range(self._log.partitions):
             folded.add_all(self._log.read(partition))
-        return folded.views, folded.checkpoints, folded.rejected
+        return folded
 
     def get_thread(self, thread_id: str) -> ThreadView | None:
-        return self._fold_all()[0].get(thread_id)
+        return self._fold_all().views.get(thread_id)
 
     def history(self, thread_id: str, *, after_seq: int = -1,
                 limit: int = 1000) -> list[Checkpoint]:
-        cps = self._fold_all()[1].get(thread_id, [])
+        cps = self._fold_all().checkpoints.get(thread_id, [])
         return [c for c in cps if c.event.seq > after_seq][:limit]
 
     def list_threads(self, *, status: str | None = None, graph: str | None = None,
                      limit: int = 100, offset: int = 0) -> list[ThreadView]:
-        views = [v for v in self._fold_all()[0].values()
+        views = [v for v in self._fold_all().views.values()
                  if (status is None or v.status == status) and (graph is None or v.graph == graph)]
         views.sort(key=lambda v: (v.updated_at, v.thread_id), reverse=True)
         return views[offset:offset + limit]
 
     def rejected(self, thread_id: str) -> list[RejectedEvent]:
-        return self._fold_all()[2].get(thread_id, [])
+        return self._fold_all().rejected.get(thread_id, [])
 
     def projected_offset(self, partition: int) -> int:
         return self._log.end_offset(partition)  # every read folds the whole log
