@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from engine.delta import State, fold
+from engine.delta import State
 from engine.ledger import ThreadView
 from engine.projection import (
     Checkpoint,
@@ -20,6 +20,7 @@ from engine.projection import (
     LogFold,
     RejectedEvent,
     ThreadNotFoundError,
+    folded_state,
 )
 
 
@@ -47,10 +48,7 @@ class ThreadAudit:
         upto = self.view.head.seq if seq is None else seq
         if not 0 <= upto <= self.view.head.seq:
             raise CheckpointNotFoundError(self.thread_id, upto)
-        state: State = {}
-        for cp in self.accepted[:upto + 1]:
-            state = fold(state, cp.event.ops())
-        return state
+        return folded_state(self.accepted[:upto + 1])
 
 
 def differences(audit: ThreadAudit, projected: ThreadView | None,

@@ -147,10 +147,7 @@ class ProjectionReader(ABC):
 
     def _state_at(self, thread_id: str, seq: int) -> State:
         """State after `seq`, which exists; adapters with snapshots start from the nearest."""
-        state: State = {}
-        for cp in self.history(thread_id, limit=seq + 1):
-            state = fold(state, cp.event.ops())
-        return state
+        return folded_state(self.history(thread_id, limit=seq + 1))
 
     def thread_graph(self, thread_id: str) -> ThreadGraph | None:
         """The thread's graph and mode, without its state (adapters read just those)."""
@@ -236,6 +233,14 @@ class LogFold:
         else:
             self.rejected.setdefault(e.thread_id, []).append(RejectedEvent(
                 event=e, position=d.position, reason=outcome.rejection or Rejection.GAP))
+
+
+def folded_state(checkpoints: Iterable[Checkpoint]) -> State:
+    """The state after the last of a thread's events given from seq 0: their deltas folded."""
+    state: State = {}
+    for cp in checkpoints:
+        state = fold(state, cp.event.ops())
+    return state
 
 
 def _just(by_key: dict[Any, V], key: str) -> dict[Any, V]:
