@@ -51,7 +51,8 @@ from engine.errors import (
 from engine.events import Event, EventType
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
-from engine.service import ThreadService, catch_up, thread_graph
+from engine.projection import ThreadNotFoundError
+from engine.service import ThreadService, catch_up, read_head
 
 WORKER_MODE = "worker"
 # Never change without a version: the same Idempotency-Key must keep naming the same thread.
@@ -122,8 +123,9 @@ class Commands:
 
     def _decide(self, thread_id: str, value: Any, interrupt_id: str | None,
                 reason: str | None, actor: str) -> Answer[DecisionResponse]:
-        service = ThreadService(self._served_on_workers(thread_id), self.cp)
-        cursor = service.load(thread_id)
+        found, end = read_head(self.cp, thread_id)
+        service = ThreadService(self._served_on_workers(thread_id, found.view), self.cp)
+        cursor = service.cursor_of(thread_id, found, end)
         view = cursor.view
         aimed_at = interrupt_id or (view.interrupt.id if view.status == "interrupted"
                                     and view.interrupt is not None else None)
@@ -170,12 +172,10 @@ class Commands:
                                         "state": state})
 
     # --- helpers (callers hold the gate) --------------------------------------------------
-    def _served_on_workers(self, thread_id: str) -> CompiledGraph:
-        """The thread's graph, if this server serves it and the workers drive the thread.
-
-        Reads only the thread's graph and mode: the decision loads the full head next.
-        """
-        found = thread_graph(self.cp, thread_id)
+    def _served_on_workers(self, thread_id: str, found: ThreadView | None) -> CompiledGraph:
+        """The thread's graph, if this server serves it and the workers drive the thread."""
+        if found is None:
+            raise ThreadNotFoundError(thread_id)
         graph = self.graphs.get(found.graph)
         if graph is None:
             raise GraphNotServedError(f"thread {thread_id!r} runs graph {found.graph!r}, which "

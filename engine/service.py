@@ -142,7 +142,10 @@ class ThreadService:
         return catch_up(self.cp, thread_id)
 
     def load(self, thread_id: str) -> Cursor:
-        found, end = read_head(self.cp, thread_id)
+        return self.cursor_of(thread_id, *read_head(self.cp, thread_id))
+
+    def cursor_of(self, thread_id: str, found: ThreadHead, end: int) -> Cursor:
+        """The cursor on a head read_head() returned, if it is a thread of this graph."""
         view, head = found.view, found.head
         if view is None:
             raise ThreadNotFoundError(thread_id)
