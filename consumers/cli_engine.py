@@ -109,16 +109,11 @@ def _thread_graph(thread_id: str, graph: list[str]) -> Iterator[tuple[Any, Any]]
     """A checkpointer on an existing topic (closed on the way out) and the thread's graph."""
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import graph_for_thread
+    from engine.service import thread_graph
     from engine.settings import Settings
 
     with closing(AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False)) as cp:
-        yield cp, graph_for_thread(_graph_name(cp, thread_id), graph)
-
-
-def _graph_name(cp: Any, thread_id: str) -> str:
-    from engine.service import thread_graph
-
-    return thread_graph(cp, thread_id).graph
+        yield cp, graph_for_thread(thread_graph(cp, thread_id).graph, graph)
 
 
 @app.command()
