@@ -8,7 +8,7 @@ straight from the topic and fold them with the acceptance rule
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -104,12 +104,9 @@ def _guarded(call: Callable[[Checkpointer], T]) -> T:
     from engine.settings import Settings
 
     try:
-        cp = AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False,
-                                             role="audit")
-        try:
+        with closing(AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False,
+                                                     role="audit")) as cp:
             return call(cp)
-        finally:
-            cp.close()
     except AmberError as e:
         raise fail(e) from None
 
