@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from tests.stack import ROOT
+
+AMBER = [sys.executable, "-m", "consumers"]  # the `amber` command of this checkout
 
 # setpriv (util-linux) execs the command with a parent-death signal set: no code
 # runs between fork and exec in this multithreaded process, unlike a preexec_fn.
@@ -22,6 +28,21 @@ def spawn(args: list[str], **popen: Any) -> subprocess.Popen[Any]:
     projectors and workers would otherwise outlive it, polling topics that are gone.
     """
     return subprocess.Popen([*_DIE_WITH_PARENT, *args], **popen)
+
+
+@contextlib.contextmanager
+def amber_services(env: dict[str, str], *commands: list[str],
+                   ) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`amber db migrate`, then each `amber` command (e.g. ["projector"]) running,
+    output discarded, until the block ends."""
+    subprocess.run([*AMBER, "db", "migrate"], env=env, cwd=ROOT, check=True,
+                   capture_output=True, timeout=120)
+    procs = [spawn([*AMBER, *command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL) for command in commands]
+    try:
+        yield procs
+    finally:
+        terminate(procs)
 
 
 def free_port() -> int:

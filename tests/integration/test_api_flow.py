@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,14 +22,13 @@ import httpx
 import pytest
 
 from consumers.api_auth import SignedRequest, webhook_headers
-from tests.processes import free_port, spawn, terminate
+from tests.processes import AMBER, free_port, spawn, terminate
 from tests.waiting import race, wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH = "examples.email_approval:graph"
-AMBER = [sys.executable, "-m", "consumers"]
 SECRET = "integration-webhook-secret"
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}

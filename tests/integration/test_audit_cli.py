@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,8 +14,7 @@ from consumers.cli import _register, app
 from engine.eventlog import EventLog
 from projector.runner import Projector, ProjectorConfig
 from tests.factories import ThreadWriter, raced_thread, thread_events
-from tests.processes import free_port, spawn, terminate
-from tests.stack import ROOT
+from tests.processes import amber_services, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -136,11 +133,8 @@ def test_verify_without_a_thread_checks_them_all_and_names_the_one_that_differs(
 
 @pytest.fixture
 def live_projector(settings_env: dict[str, str]) -> Iterator[None]:
-    assert _amber(settings_env, "db", "migrate").exit_code == 0
-    proc = spawn([sys.executable, "-m", "consumers", "projector"], env=settings_env, cwd=ROOT,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield
-    terminate([proc])
+    with amber_services(settings_env, ["projector"]):
+        yield
 
 
 def test_replay_shows_where_todays_graph_would_route_differently(

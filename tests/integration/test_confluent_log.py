@@ -25,7 +25,7 @@ from engine.errors import EventLogError, LogUnavailableError, SettingsError
 from engine.eventlog import EventLog
 from engine.settings import Settings
 from tests.eventbuild import chain, poll_at_least
-from tests.processes import spawn, terminate
+from tests.processes import AMBER, amber_services
 from tests.stack import Endpoints, require_confluent
 
 require_confluent(module=True)
@@ -180,18 +180,13 @@ def test_a_thread_started_and_resumed_through_librdkafka_is_projected(
     graph = "examples.email_approval:graph"
     env = {**settings_env, "AMBER_KAFKA_CLIENT": "confluent", "AMBER_CATCHUP_TIMEOUT_S": "30",
            "AMBER_OUTBOX_DIR": str(tmp_path / "outbox"), "AMBER_GRAPHS": graph}
-    amber = [sys.executable, "-m", "consumers"]
-
     def run(*args: str) -> Any:
-        done = subprocess.run([*amber, *args], env=env, cwd=ROOT, capture_output=True,
+        done = subprocess.run([*AMBER, *args], env=env, cwd=ROOT, capture_output=True,
                               text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout) if done.stdout.strip().startswith("{") else None
 
-    run("db", "migrate")
-    projector = spawn([*amber, "projector"], env=env, cwd=ROOT,
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with amber_services(env, ["projector"]):
         thread = f"fast-{uuid.uuid4().hex[:8]}"
         first = run("start", graph, "--thread", thread, "--input",
                     json.dumps({"recipient": "cfo@example.com", "request": "wire 1M EUR"}))
@@ -199,8 +194,6 @@ def test_a_thread_started_and_resumed_through_librdkafka_is_projected(
         second = run("resume", thread, "--value", '{"approved": true}', "--actor", "alice")
         assert second["status"] == "completed"
         history = run("history", thread, "--json")["events"]
-    finally:
-        terminate([projector])
 
     assert [h["type"] for h in history] == [
         "ThreadStarted", "NodeCompleted", "Interrupted", "DecisionRecorded", "NodeCompleted",

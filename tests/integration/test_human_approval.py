@@ -6,20 +6,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.processes import spawn, terminate
+from tests.processes import AMBER, amber_services
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH = "examples.email_approval:graph"
-AMBER = [sys.executable, "-m", "consumers"]
 INPUT = json.dumps({"recipient": "cfo@example.com", "request": "wire 2.4M EUR"})
 
 
@@ -41,11 +39,8 @@ def env(settings_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def projector(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    amber(env, "db", "migrate")
-    proc = spawn([*AMBER, "projector"], env=env, cwd=ROOT,
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield proc
-    terminate([proc])
+    with amber_services(env, ["projector"]) as [proc]:
+        yield proc
 
 
 def _json(run: subprocess.CompletedProcess[str]) -> Any:

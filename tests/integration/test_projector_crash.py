@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from projector.digest import database_digests
 from projector.faults import PROJECTOR_POINTS
 from projector.runner import Projector
 from tests.factories import append_records, noisy_log
-from tests.processes import spawn
+from tests.processes import AMBER, spawn
 from tests.scratch import fresh_database
 from tests.stack import Endpoints
 from tests.waiting import wait_until
@@ -34,7 +33,6 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-AMBER = [sys.executable, "-m", "consumers"]
 
 
 # --- helpers -----------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,13 @@ from typing import Any
 import pytest
 
 from engine.acceptance import accepted_history
-from tests.processes import spawn, terminate
+from tests.processes import AMBER, amber_services, spawn
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAPH = "examples.email_approval:graph"
-AMBER = [sys.executable, "-m", "consumers"]
-
-
-def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return spawn([*AMBER, *args], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(params=["kafka-python", "confluent"])
@@ -38,11 +31,8 @@ def env(request: pytest.FixtureRequest, settings_env: dict[str, str],
 
 @pytest.fixture
 def services(env: dict[str, str]) -> Iterator[list[subprocess.Popen[bytes]]]:
-    subprocess.run([*AMBER, "db", "migrate"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=60)
-    procs = [_spawn(env, "projector"), _spawn(env, "worker", GRAPH), _spawn(env, "worker", GRAPH)]
-    yield procs
-    terminate(procs)
+    with amber_services(env, ["projector"], ["worker", GRAPH], ["worker", GRAPH]) as procs:
+        yield procs
 
 
 @pytest.fixture
