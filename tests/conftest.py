@@ -72,8 +72,7 @@ def _delete_topics(bootstrap: str, prefix: str) -> None:
     from kafka.errors import KafkaError
 
     with contextlib.suppress(KafkaError):  # best effort: a leftover is swept by the next run
-        scratch.delete_topics(bootstrap, [t for t in scratch.list_topics(bootstrap)
-                                          if t.startswith(prefix)])
+        scratch.delete_topics_with_prefix(bootstrap, prefix)
 
 
 @pytest.fixture

@@ -76,9 +76,8 @@ def sweep(bootstrap: str, database_url: str) -> Swept:
     """Delete the topics and drop the databases of runs whose lease nobody holds."""
     import psycopg
 
+    dbs, topics = list_databases(database_url), list_topics(bootstrap)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        dbs = [r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()]
-        topics = list_topics(bootstrap)
         runs = {owner(n) for n in (*dbs, *topics)} - {None, RUN}
         dead = {run for run in runs if run is not None and not _alive(conn, run)}
     swept = Swept(topics=sorted(t for t in topics if owner(t) in dead),
@@ -91,26 +90,48 @@ def sweep(bootstrap: str, database_url: str) -> Swept:
 
 # --- plain create / drop ---------------------------------------------------------------
 
-def list_topics(bootstrap: str) -> list[str]:
+@contextlib.contextmanager
+def _admin(bootstrap: str) -> Iterator[Any]:
     from kafka import KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     try:
-        return list(admin.list_topics())
+        yield admin
     finally:
         admin.close()
+
+
+def list_topics(bootstrap: str) -> list[str]:
+    with _admin(bootstrap) as admin:
+        return list(admin.list_topics())
 
 
 def delete_topics(bootstrap: str, names: list[str]) -> None:
-    from kafka import KafkaAdminClient
+    if names:
+        with _admin(bootstrap) as admin:
+            admin.delete_topics(names)
 
-    if not names:
-        return
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    try:
-        admin.delete_topics(names)
-    finally:
-        admin.close()
+
+def delete_topics_with_prefix(bootstrap: str, prefix: str) -> None:
+    with _admin(bootstrap) as admin:
+        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            admin.delete_topics(mine)
+
+
+def topic_bytes(bootstrap: str, topic: str) -> int:
+    """What the topic's partitions take on the brokers' disks."""
+    with _admin(bootstrap) as admin:
+        dirs = admin.describe_log_dirs()
+    return sum(p["partition_size"] for broker in dirs for d in broker["log_dirs"]
+               for t in d["topics"] if t["name"] == topic for p in t["partitions"])
+
+
+def list_databases(url: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()]
 
 
 def create_database(admin_url: str, name: str) -> str:

@@ -69,18 +69,11 @@ class AmberSide:
 
     def stored_bytes(self) -> dict[str, int]:
         """The events topic's size on the broker, and the projection's tables."""
-        from kafka import KafkaAdminClient
+        from tests import scratch
 
         # the projection's share counts only once the projector has applied everything
         self.cp.projection.wait_for_offsets(self.cp.log.end_offsets(), timeout_s=60)
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
-        try:
-            dirs = admin.describe_log_dirs()
-        finally:
-            admin.close()
-        topic = self.settings.events_topic
-        log = sum(p["partition_size"] for broker in dirs for d in broker["log_dirs"]
-                  for t in d["topics"] if t["name"] == topic for p in t["partitions"])
+        log = scratch.topic_bytes(self.settings.kafka_bootstrap, self.settings.events_topic)
         return {"kafka_log": log, "postgres_projection": table_bytes(self.settings.database_url)}
 
     def start(self, thread: str) -> None:

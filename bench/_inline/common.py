@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 PY = sys.executable
@@ -43,36 +42,28 @@ def kafka_bootstrap() -> str:
     return os.environ.get("AMBER_KAFKA_BOOTSTRAP", DEFAULT_KAFKA)
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 def fresh_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 def create_database(name: str) -> str:
     """CREATE DATABASE `name` through the admin URL; returns its URL."""
-    import psycopg
-    from psycopg import sql
+    from tests import scratch
 
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_database(admin_url(), name)
+    return scratch.create_database(admin_url(), name)
 
 
 def drop_database(name: str) -> None:
     import psycopg
-    from psycopg import sql
+
+    from tests import scratch
 
     # An autovacuum worker (another role) may still be in a fresh database after a
     # bulk load; FORCE cannot end it, so try again for a while.
     deadline = time.monotonic() + 60
     while True:
         try:
-            with psycopg.connect(admin_url(), autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
+            scratch.drop_database(admin_url(), name)
             return
         except psycopg.errors.InsufficientPrivilege:
             if time.monotonic() > deadline:

@@ -20,6 +20,7 @@ from engine.eventlog_confluent import ConfluentEventLog
 from engine.eventlog_kafka import KafkaEventLog
 from engine.events import Event
 from engine.settings import Compression
+from tests import scratch
 from tests.eventbuild import chain, step
 from tests.processes import free_port
 from tests.stack import Endpoints
@@ -164,16 +165,6 @@ def _wordy_thread(thread_id: str, n: int) -> list[Event]:
     return events
 
 
-def _stored_bytes(bootstrap: str, topic: str) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        dirs = admin.describe_log_dirs()
-    finally:
-        admin.close()
-    return sum(p["partition_size"] for broker in dirs for d in broker["log_dirs"]
-               for t in d["topics"] if t["name"] == topic for p in t["partitions"])
-
-
 @pytest.mark.parametrize("codec", ["zstd", "gzip"])
 @pytest.mark.parametrize("adapter", ["kafka-python", "confluent"])
 def test_compressed_appends_read_back_the_same_from_a_third_of_the_space(
@@ -193,5 +184,5 @@ def test_compressed_appends_read_back_the_same_from_a_third_of_the_space(
         finally:
             log.close()
             other.close()
-        stored[used] = _stored_bytes(stack.kafka_bootstrap, topic)
+        stored[used] = scratch.topic_bytes(stack.kafka_bootstrap, topic)
     assert stored[codec] * 3 < stored["none"], stored

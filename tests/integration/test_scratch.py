@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -19,11 +18,6 @@ pytestmark = pytest.mark.integration
 
 def _run_names(run: str) -> tuple[str, str]:
     return scratch.topic_prefix(run) + ".events", scratch.database_name(run)
-
-
-def _databases(url: str) -> set[str]:
-    with psycopg.connect(url) as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
 
 
 @pytest.fixture
@@ -49,9 +43,9 @@ def test_only_runs_whose_lease_is_free_are_swept(stack: Endpoints, live_elsewher
         assert dead[0] in swept.topics and dead[1] in swept.databases
         assert not {*kept_topics, *kept_dbs} & {*swept.topics, *swept.databases}
         wait_until(lambda: dead[0] not in admin.list_topics(), 30, "the dead run's topic to go")
-        assert dead[1] not in _databases(stack.database_url)
+        assert dead[1] not in set(scratch.list_databases(stack.database_url))
         assert set(kept_topics) <= set(admin.list_topics())
-        assert set(kept_dbs) <= _databases(stack.database_url)
+        assert set(kept_dbs) <= set(scratch.list_databases(stack.database_url))
     finally:
         scratch.delete_topics(stack.kafka_bootstrap,
                               [t for t in (dead[0], *kept_topics) if t in admin.list_topics()])
