@@ -50,10 +50,6 @@ def approval_graph(*, publishes: bool = True, **compile_kw: Any) -> Any:
     return g.compile(**compile_kw)
 
 
-# Importable as MODULE:ATTR by `amber start|resume|replay --graph` in the CLI tests.
-doc_approval = approval_graph(interrupt_before=["review"])
-doc_approval_today = approval_graph(interrupt_before=["review"], publishes=False)
-
 
 def asking_graph(**compile_kw: Any) -> Any:
     """One node that asks two questions with interrupt()."""

@@ -224,3 +224,12 @@ def append_records(log: EventLog, records: Sequence[Event | bytes], chunk: int =
             batch = []
             time.sleep(pause_s)  # pacing the producer, not synchronising with it
     log.append(batch)
+
+
+_VOCABULARY = ("refund", "invoice", "approved", "the", "customer", "account", "wire", "policy")
+
+
+def prose(rng: random.Random, words: int) -> str:
+    """Words of a small vocabulary in random order: text that compresses like model
+    output for lz4 and zstd, though its first KB may let pglz give up."""
+    return " ".join(rng.choice(_VOCABULARY) for _ in range(words))

@@ -140,7 +140,7 @@ def live_projector(settings_env: dict[str, str]) -> Iterator[None]:
 def test_replay_shows_where_todays_graph_would_route_differently(
         live_projector: None, settings_env: dict[str, str]) -> None:
     env = {**settings_env, "AMBER_CATCHUP_TIMEOUT_S": "30"}
-    then, today = "tests.engine_graphs:doc_approval", "tests.engine_graphs:doc_approval_today"
+    then, today = "tests.cli_graphs:doc_approval", "tests.cli_graphs:doc_approval_today"
     assert _amber(env, "start", then, "--thread", "r1", "--input", "{}").exit_code == 0
     resumed = _amber(env, "resume", "r1", "--value", '{"approved": true}', "--graph", then)
     assert resumed.exit_code == 0, resumed.output

@@ -22,6 +22,7 @@ from engine.events import Event
 from engine.settings import Compression
 from tests import scratch
 from tests.eventbuild import chain, step
+from tests.factories import prose
 from tests.processes import free_port
 from tests.stack import Endpoints
 
@@ -153,12 +154,11 @@ def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(adapter: str, opera
 
 def _wordy_thread(thread_id: str, n: int) -> list[Event]:
     """Events carrying ~20 KB of prose each: what model output in a state looks like."""
-    words = ["refund", "invoice", "approved", "the", "customer", "account", "wire", "policy"]
     rng = random.Random(7)
     events: list[Event] = []
     state: State = {}
     for seq in range(n):
-        text = " ".join(rng.choice(words) for _ in range(3000))
+        text = prose(rng, 3000)
         event, state = step(events[-1] if events else None, state, [set_op("text", text)],
                             thread_id=thread_id, node=None if seq == 0 else "draft")
         events.append(event)

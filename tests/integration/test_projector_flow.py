@@ -31,6 +31,7 @@ from tests.factories import (
     ThreadWriter,
     append_records,
     noisy_log,
+    prose,
     resealed,
     rival,
     thread_events,
@@ -139,9 +140,8 @@ def test_large_states_are_stored_lz4_compressed(kafka_log: EventLog, pg_url: str
     # Also through the staging table the thread rows pass: a datum compressed there would
     # be moved as it is, in pglz.
     rng = random.Random(3)
-    words = ["refund", "approved", "customer", "invoice", "wire", "policy", "the", "a"]
     w = ThreadWriter("wordy")
-    w.start(note=" ".join(rng.choice(words) for _ in range(20_000)))
+    w.start(note=prose(rng, 20_000))
     kafka_log.append(w.events)
     projector.catch_up()
     [(method, stored, raw)] = query(pg_url, "SELECT pg_column_compression(state_text), "

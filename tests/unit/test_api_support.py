@@ -8,7 +8,7 @@ tests see threads interrupt and complete exactly as `amber worker` makes them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +18,11 @@ from consumers.api import create_app
 from consumers.api_auth import AuthConfig, SignedRequest, sign
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
+from engine.eventlog import EventLog
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event
 from engine.graph import CompiledGraph
-from engine.projection import LogProjection
+from engine.projection import LogProjection, ProjectionReader
 from tests.engine_graphs import approval_graph, asking_graph
 
 SECRET = b"s3cret-s3cret-s3cret"
@@ -30,9 +31,10 @@ ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
 
 
-def make_cp(*, partitions: int = 4, catchup_timeout_s: float = 5.0) -> Checkpointer:
+def make_cp(*, partitions: int = 4, catchup_timeout_s: float = 5.0,
+            projection: Callable[[EventLog], ProjectionReader] = LogProjection) -> Checkpointer:
     log = InMemoryEventLog(partitions=partitions)
-    return Checkpointer(log=log, projection=LogProjection(log),
+    return Checkpointer(log=log, projection=projection(log),
                         catchup_timeout_s=catchup_timeout_s, snapshot_every=3)
 
 

@@ -55,24 +55,25 @@ class _Racing(LogProjection):
 
 
 class _Forged(LogProjection):
-    """A projection edited at rest: its head moved on, or a thread the log never had."""
+    """A projection edited at rest: a head moved on, a thread the log never had, or
+    one it lost."""
 
     def __init__(self, log: InMemoryEventLog, *, bumped: str | None = None,
-                 ghost: ThreadView | None = None) -> None:
+                 ghost: ThreadView | None = None, hidden: str | None = None) -> None:
         super().__init__(log)
-        self.bumped, self.ghost = bumped, ghost
+        self.bumped, self.ghost, self.hidden = bumped, ghost, hidden
 
     def get_thread(self, thread_id: str) -> ThreadView | None:
         if self.ghost is not None and thread_id == self.ghost.thread_id:
             return self.ghost
-        view = super().get_thread(thread_id)
+        view = None if thread_id == self.hidden else super().get_thread(thread_id)
         if view is None or thread_id != self.bumped:
             return view
         return replace(view, head=replace(view.head, seq=99))
 
     def thread_ids(self) -> list[str]:
         ghost = [self.ghost.thread_id] if self.ghost else []
-        return sorted([*super().thread_ids(), *ghost])
+        return sorted(t for t in [*super().thread_ids(), *ghost] if t != self.hidden)
 
 
 def _cp(log: InMemoryEventLog, projection: LogProjection | None = None) -> Checkpointer:
@@ -112,20 +113,6 @@ def test_a_thread_neither_side_knows_is_not_found() -> None:
         log_audit.verify(_cp(log), "nobody")
 
 
-class _Hiding(LogProjection):
-    """A projection that lost one thread entirely."""
-
-    def __init__(self, log: InMemoryEventLog, hidden: str) -> None:
-        super().__init__(log)
-        self.hidden = hidden
-
-    def get_thread(self, thread_id: str) -> ThreadView | None:
-        return None if thread_id == self.hidden else super().get_thread(thread_id)
-
-    def thread_ids(self) -> list[str]:
-        return [t for t in super().thread_ids() if t != self.hidden]
-
-
 def test_every_thread_of_a_faithful_projection_passes() -> None:
     log, _ = _logged()
     verdict = log_audit.verify_all(_cp(log))
@@ -134,7 +121,7 @@ def test_every_thread_of_a_faithful_projection_passes() -> None:
 
 def test_a_thread_the_projection_lost_is_named_alone() -> None:
     log, _ = _logged()
-    verdict = log_audit.verify_all(_cp(log, _Hiding(log, "other-2")))
+    verdict = log_audit.verify_all(_cp(log, _Forged(log, hidden="other-2")))
     assert verdict.threads == 7
     assert verdict.differing == {"other-2": ["thread: on the log only"]}
 
