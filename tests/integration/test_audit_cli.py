@@ -20,12 +20,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def projected(kafka_log: EventLog, pg_url: str) -> Iterator[ThreadWriter]:
+def projected(kafka_log: EventLog, pg_url: str) -> ThreadWriter:
     """A thread with a rejected racing event, appended and projected."""
     w, order = raced_thread("audited")
     kafka_log.append(order)
     _project(kafka_log, pg_url)
-    yield w
+    return w
 
 
 def _project(log: EventLog, url: str) -> None:
