@@ -123,9 +123,9 @@ class Commands:
 
     def _decide(self, thread_id: str, value: Any, interrupt_id: str | None,
                 reason: str | None, actor: str) -> Answer[DecisionResponse]:
-        found, end = read_head(self.cp, thread_id)
+        found = read_head(self.cp, thread_id)
         service = ThreadService(self._served_on_workers(thread_id, found.view), self.cp)
-        cursor = service.cursor_of(thread_id, found, end)
+        cursor = service.cursor_of(thread_id, found)
         view = cursor.view
         aimed_at = interrupt_id or (view.interrupt.id if view.status == "interrupted"
                                     and view.interrupt is not None else None)

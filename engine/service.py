@@ -8,6 +8,7 @@ subclass before anything is appended.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +32,7 @@ from engine.faults import fault_point
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView, advance
 from engine.projection import (
+    Checkpoint,
     CheckpointNotFoundError,
     Progress,
     ThreadGraph,
@@ -40,10 +42,10 @@ from engine.projection import (
 from engine.race import first_writer_wins
 
 _REPEAT_WINDOW = 200  # how far back a retried decision is recognised
-# A resume skips waiting for the projector only while it is demonstrably alive and
+# A command skips waiting for the projector only while it is demonstrably alive and
 # just a few ms behind: it advanced on the partition within _LIVE_S, and the tail
-# it has not applied yet is short (and holds none of the thread's events).
-# Otherwise it waits, and says plainly when no projector comes.
+# it has not applied yet is short. Otherwise it waits, and says plainly when no
+# projector comes: nothing is appended on a head a dead projector cannot vouch for.
 _LIVE_S = 1.0
 _TAIL_SCAN = 256
 
@@ -55,7 +57,8 @@ class Cursor:
     view: ThreadView
     head: Event
     position: Position | None
-    projected_end: int = 0  # partition offset below which the projection had all of the thread
+    projected_end: int = 0  # partition offset below which `view` holds all of the thread
+    recent: tuple[Checkpoint, ...] = ()  # events in `view` the projection had yet to apply
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,8 +79,11 @@ def catch_up(cp: Checkpointer, thread_id: str) -> int:
     CatchUpTimeoutError after cp.catchup_timeout_s.
     """
     partition = cp.log.partition_of(thread_id)
-    end, _waited = _caught_up(cp, thread_id, partition, cp.projection.progress(partition))
-    return end
+    progress = cp.projection.progress(partition)
+    tail = _tail(cp, partition, progress)
+    if _behind(progress, tail, thread_id):
+        cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
+    return tail.end
 
 
 def thread_graph(cp: Checkpointer, thread_id: str) -> ThreadGraph:
@@ -94,40 +100,68 @@ def thread_graph(cp: Checkpointer, thread_id: str) -> ThreadGraph:
     return found
 
 
-def read_head(cp: Checkpointer, thread_id: str) -> tuple[ThreadHead, int]:
-    """catch_up, then the thread as the projection holds it, and the end offset.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Head:
+    """A thread as of its partition's end offset, read for acting on it."""
 
-    The thread is read with the progress, in one round trip; only when the
-    projector had to be waited for is it read again.
+    view: ThreadView | None  # None: the thread has no accepted event
+    head: Checkpoint | None  # the event at view.head.seq
+    end: int  # the partition's end offset when read
+    # Accepted events of the thread that the projection had yet to apply, oldest first.
+    recent: tuple[Checkpoint, ...] = ()
+
+
+def read_head(cp: Checkpointer, thread_id: str) -> Head:
+    """The thread as the projection holds it, with the thread's newer events folded on.
+
+    The row and the partition's progress come in one round trip, the unapplied
+    tail in one fetch. While the projector is demonstrably alive and the tail is
+    short, the thread's own events in it are folded here by the projector's rule
+    (a resume right after an interrupt then waits for nobody); otherwise the
+    projector is waited for, and the row read again.
     """
     partition = cp.log.partition_of(thread_id)
     found = cp.projection.thread_head(thread_id, partition)
-    end, waited = _caught_up(cp, thread_id, partition, found.progress)
-    return (cp.projection.thread_head(thread_id, partition) if waited else found), end
+    tail = _tail(cp, partition, found.progress)
+    if tail.records is not None:
+        return _folded(found, tail, thread_id)
+    cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
+    again = cp.projection.thread_head(thread_id, partition)
+    return Head(view=again.view, head=again.head, end=tail.end)
 
 
-def _caught_up(cp: Checkpointer, thread_id: str, partition: int,
-               progress: Progress) -> tuple[int, bool]:
-    """The partition's end, and whether the projector had to be waited for to reach it.
+def _tail(cp: Checkpointer, partition: int, progress: Progress) -> Tail:
+    """The partition's end and, from a live projector's position, the records before it.
 
-    Under load the projector lags the log by a few ms with other threads'
-    events: a live projector is waited for only if the records it has yet to
-    apply hold one of the thread's own.
+    Under load the projector lags the log by a few ms with other threads' events;
+    those are scanned only while it advanced lately (else `records` is None).
     """
     live = progress.idle_s <= _LIVE_S
-    tail = cp.log.tail(partition, progress.next_offset, most=_TAIL_SCAN if live else 0)
-    if progress.next_offset >= tail.end or not _must_wait(tail, thread_id):
-        return tail.end, False
-    cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
-    return tail.end, True
+    return cp.log.tail(partition, progress.next_offset, most=_TAIL_SCAN if live else 0)
 
 
-def _must_wait(tail: Tail, thread_id: str) -> bool:
+def _behind(progress: Progress, tail: Tail, thread_id: str) -> bool:
     """Whether the unprojected records may hold one of the thread's events."""
+    if progress.next_offset >= tail.end:
+        return False
     if tail.records is None:
         return True
     # An undecodable record is a dead letter: never applied, it cannot move a head.
     return any(d.event is not None and d.event.thread_id == thread_id for d in tail.records)
+
+
+def _folded(found: ThreadHead, tail: Tail, thread_id: str) -> Head:
+    """The projection's head with the thread's events from `tail` folded on, as the
+    projector will: rejected events and dead letters leave the head where it is."""
+    view, head, recent = found.view, found.head, []
+    for d in tail.records or ():
+        if d.event is None or d.event.thread_id != thread_id:
+            continue
+        outcome = advance(view, d.event)
+        if outcome.rejection is None:
+            view, head = outcome.view, Checkpoint(event=d.event, position=d.position)
+            recent.append(head)
+    return Head(view=view, head=head, end=tail.end, recent=tuple(recent))
 
 
 class ThreadService:
@@ -142,9 +176,9 @@ class ThreadService:
         return catch_up(self.cp, thread_id)
 
     def load(self, thread_id: str) -> Cursor:
-        return self.cursor_of(thread_id, *read_head(self.cp, thread_id))
+        return self.cursor_of(thread_id, read_head(self.cp, thread_id))
 
-    def cursor_of(self, thread_id: str, found: ThreadHead, end: int) -> Cursor:
+    def cursor_of(self, thread_id: str, found: Head) -> Cursor:
         """The cursor on a head read_head() returned, if it is a thread of this graph."""
         view, head = found.view, found.head
         if view is None:
@@ -154,13 +188,14 @@ class ThreadService:
         if view.graph != self.graph.name:
             raise GraphMismatchError(f"thread {thread_id!r} runs graph {view.graph!r}, "
                                      f"not {self.graph.name!r}")
-        return Cursor(view=view, head=head.event, position=head.position, projected_end=end)
+        return Cursor(view=view, head=head.event, position=head.position,
+                      projected_end=found.end, recent=found.recent)
 
     # --- commands ------------------------------------------------------------
     def start(self, thread_id: str, input: dict[str, Any], *, actor: str | None,
               mode: str) -> Cursor:
         """Append ThreadStarted; ThreadExistsError if the thread has any accepted event."""
-        found, end = read_head(self.cp, thread_id)
+        found = read_head(self.cp, thread_id)
         if found.view is not None:
             raise ThreadExistsError(f"thread {thread_id!r} already exists")
         ops, state = self.graph.schema.initial(input)
@@ -171,7 +206,7 @@ class ThreadService:
                       state_after=state, actor=actor,
                       route={"next": first}, mode=mode)
         partition = self.cp.log.partition_of(thread_id)
-        return self.append_confirmed(None, draft, since=Position(partition, end))
+        return self.append_confirmed(None, draft, since=Position(partition, found.end))
 
     def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
                reason: str | None = None) -> Decided:
@@ -261,13 +296,20 @@ class ThreadService:
         """The thread's last decision if it is this very one and nothing waits, else None."""
         if cursor.view.status == "interrupted":
             return None
-        since = max(-1, cursor.view.head.seq - _REPEAT_WINDOW)
-        for cp in reversed(self.cp.projection.history(cursor.view.thread_id, after_seq=since,
-                                                      limit=_REPEAT_WINDOW + 1)):
-            event = cp.event
+        for event in self._recent_events(cursor):
             if event.type is EventType.DECISION_RECORDED:
                 return event if step.is_decision(event, value, actor, interrupt_id) else None
         return None
+
+    def _recent_events(self, cursor: Cursor) -> Iterator[Event]:
+        """The thread's last _REPEAT_WINDOW events, newest first: those the cursor
+        folded from the log, then the projection's (read only if still wanted)."""
+        yield from (c.event for c in reversed(cursor.recent))
+        below = cursor.recent[0].event.seq if cursor.recent else cursor.view.head.seq + 1
+        since = max(-1, cursor.view.head.seq - _REPEAT_WINDOW)
+        older = self.cp.projection.history(cursor.view.thread_id, after_seq=since,
+                                           limit=_REPEAT_WINDOW + 1)
+        yield from (c.event for c in reversed(older) if c.event.seq < below)
 
     def _check_waiting(self, cursor: Cursor, interrupt_id: str | None) -> None:
         open_ = cursor.view.interrupt

@@ -1,0 +1,136 @@
+"""read_head: the projection's row, with the thread's unapplied events folded on from the log.
+
+A projector lags the log by a few ms. While it is demonstrably alive, a
+command folds the thread's own unapplied events itself instead of waiting;
+the head it acts on must be exactly what the projector will make of the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.checkpointer import Checkpointer
+from engine.errors import ThreadExistsError, ThreadNotWaitingError
+from engine.eventlog_memory import InMemoryEventLog
+from engine.projection import CatchUpTimeoutError, LogFold, LogProjection, Progress
+from engine.service import read_head
+from tests.engine_graphs import approval_graph
+from tests.factories import raced_thread
+
+
+class LaggingProjection(LogProjection):
+    """A projector that has applied each partition only below `at`; `idle_s` since it moved."""
+
+    def __init__(self, log: InMemoryEventLog) -> None:
+        super().__init__(log)
+        self.log = log
+        self.at = 10**9
+        self.idle_s = 0.01
+        self.waited = 0
+
+    def _fold_all(self) -> LogFold:
+        return LogFold().add_all(d for p in range(self.log.partitions)
+                                 for d in self.log.read(p, end=self.projected_offset(p)))
+
+    def projected_offset(self, partition: int) -> int:
+        return min(self.at, self.log.end_offset(partition))
+
+    def progress(self, partition: int) -> Progress:
+        return Progress(next_offset=self.projected_offset(partition), idle_s=self.idle_s)
+
+    def wait_for_offset(self, partition: int, offset: int, *, timeout_s: float) -> None:
+        self.waited += 1
+        super().wait_for_offset(partition, offset, timeout_s=timeout_s)
+
+
+@pytest.fixture
+def log() -> InMemoryEventLog:
+    return InMemoryEventLog(partitions=1)  # every thread on one partition
+
+
+@pytest.fixture
+def lagging(log: InMemoryEventLog) -> LaggingProjection:
+    return LaggingProjection(log)
+
+
+@pytest.fixture
+def cp(log: InMemoryEventLog, lagging: LaggingProjection) -> Checkpointer:
+    return Checkpointer(log=log, projection=lagging, catchup_timeout_s=0.2)
+
+
+def _approval(cp: Checkpointer) -> Any:
+    return approval_graph(interrupt_before=["review"], checkpointer=cp)
+
+
+@pytest.mark.parametrize("cut", range(8))
+def test_the_head_read_at_any_lag_is_what_the_projector_makes_of_the_log(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection, cut: int) -> None:
+    _writer, records = raced_thread("t")  # a rejected rival lies among its records
+    log.append(records)
+    lagging.at = cut
+
+    found = read_head(cp, "t")
+
+    everything = LogFold().add_all(log.read(0))
+    assert found.view == everything.views["t"]
+    assert found.head == everything.checkpoints["t"][-1]
+    assert [c.event for c in found.recent] == [
+        c.event for c in everything.checkpoints["t"] if c.position.offset >= cut]
+    assert found.end == log.end_offset(0) and lagging.waited == 0
+
+
+@pytest.mark.parametrize(("last", "idle_s", "waits"), [
+    ("other", 0.01, False),  # a live projector behind with another thread's event only
+    ("mine", 0.01, False),  # the thread's own Interrupted is unapplied: folded from the log
+    ("other", 30.0, True),  # the projector stopped 30 s ago: never trusted to be current
+    ("mine", 30.0, True),
+])
+def test_resume_waits_only_for_a_projector_that_is_not_live(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection, last: str,
+        idle_s: float, waits: bool) -> None:
+    app = _approval(cp)
+    for thread in sorted(("mine", "other"), key=lambda t: t == last):
+        app.start(thread, {})
+    lagging.at, lagging.idle_s = log.end_offset(0) - 1, idle_s  # `last`'s Interrupted unapplied
+    before = log.end_offsets()
+
+    if not waits:
+        res = app.resume("mine", {"approved": True}, actor="a")
+        assert res.status == "completed" and lagging.waited == 0
+        lagging.at = 10**9
+        assert cp.projection.require("mine").status == "completed"  # and the log agrees
+        return
+    with pytest.raises(CatchUpTimeoutError, match="amber projector"):
+        app.resume("mine", {"approved": True}, actor="a")
+    assert log.end_offsets() == before
+
+
+def test_a_repeated_decision_the_projector_has_not_applied_appends_nothing(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection) -> None:
+    app = _approval(cp)
+    app.start("t", {})
+    lagging.at = log.end_offset(0)
+    app.resume("t", {"approved": True}, actor="a")  # the decision onwards stays unapplied
+    before = log.end_offsets()
+
+    again = app.resume("t", {"approved": True}, actor="a")
+
+    assert again.status == "completed" and log.end_offsets() == before
+    with pytest.raises(ThreadNotWaitingError, match="completed"):
+        app.resume("t", {"approved": False}, actor="a")
+    assert log.end_offsets() == before and lagging.waited == 0
+
+
+def test_a_start_the_projector_has_not_applied_refuses_a_second_start(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection) -> None:
+    app = _approval(cp)
+    lagging.at = 0
+    app.start("t", {})
+    before = log.end_offsets()
+
+    with pytest.raises(ThreadExistsError):
+        app.start("t", {})
+    assert log.end_offsets() == before and lagging.waited == 0
+
