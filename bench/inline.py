@@ -38,6 +38,7 @@ from bench._inline.common import (
     ROOT,
     SideProcess,
     admin_url,
+    claim_run,
     cpu_sample,
     cpu_spent,
     create_database,
@@ -381,6 +382,7 @@ def main() -> None:
         except ImportError:
             sys.exit("LangGraph is missing: .venv/bin/pip install -e '.[bench]' "
                      "(or pass --only amber)")
+    claim_run()
     machine_before = machine()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="amber-bench-") as tmp:

@@ -22,12 +22,19 @@ import os
 import platform
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench._inline.common import delete_topics, emit, fresh_database, kafka_bootstrap, versions
+from bench._inline.common import (
+    claim_run,
+    delete_topics,
+    emit,
+    fresh_database,
+    fresh_name,
+    kafka_bootstrap,
+    versions,
+)
 
 
 def _say(message: str) -> None:
@@ -92,7 +99,7 @@ def run(threads: int, per_thread: int, snapshot_every: int, batch_size: int) -> 
     from projector.runner import Projector, ProjectorConfig
 
     bootstrap = kafka_bootstrap()
-    topic = f"bench-projector-{uuid.uuid4().hex[:10]}.events"
+    topic = f"{fresh_name('amber_bench_projector', '-')}.events"
     log = KafkaEventLog(bootstrap=bootstrap, topic=topic, partitions=12)
     log.ensure_topic()
     try:
@@ -129,6 +136,7 @@ def main() -> None:
     parser.add_argument("--snapshot-every", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=5000)
     args = parser.parse_args()
+    claim_run()
     doc = run(args.threads, args.events_per_thread, args.snapshot_every, args.batch_size)
     emit(doc)
 

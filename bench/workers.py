@@ -57,6 +57,7 @@ from typing import Any
 from bench._inline.common import (
     PY,
     ROOT,
+    claim_run,
     create_database,
     drop_database,
     fresh_name,
@@ -84,6 +85,7 @@ from bench._workers.stack import (
     say,
     started_events,
 )
+from tests.processes import spawn
 
 
 # --- 1. linear ----------------------------------------------------------------------------
@@ -182,7 +184,7 @@ def peer_case(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         log = (workdir / "peer.log").open("wb")
         cpu = CpuMeter({"peer (reaped child)": children_cpu_s, **infra_groups()})
         cpu.start()
-        proc = subprocess.Popen(
+        proc = spawn(
             [PY, "-m", "bench._workers.peer", "--database", url, "--threads",
              str(args.peer_threads), "--concurrency", args.peer_concurrency,
              "--hitl", str(args.hitl), "--warmup", str(min(args.warmup, 8)),
@@ -230,6 +232,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.threads, args.hitl, args.resume_samples, args.peer_threads = 300, 60, 30, 200
+    claim_run()
     gate = wait_for_quiet(args.max_load, args.load_wait_s)
     machine_before = machine()
     procs_before = all_cpu()

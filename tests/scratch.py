@@ -1,6 +1,6 @@
-"""Scratch topics and databases the tests create on the shared stack, and their cleanup.
+"""Scratch topics and databases the tests and benches create on the shared stack, and their cleanup.
 
-Each name carries the id of the pytest run that made it, and the run holds a
+Each name carries the id of the pytest or bench run that made it, and the run holds a
 PostgreSQL advisory lock on that id for as long as it lives: a lease that
 the server releases whenever the run's connection goes, SIGKILL included.
 A run that dies before its teardown (SIGKILL, a second Ctrl-C, a crashed
@@ -21,17 +21,27 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-RUN = secrets.token_hex(4)  # this pytest process's run id
+RUN = secrets.token_hex(4)  # this process's run id (a pytest session, or a bench run)
 _LEASES = 0x414D0003  # advisory-lock class of test runs ("AM" + 3; the projector uses 1 and 2)
-_OWNED = re.compile(r"^amber[-_]test[-_]r(?P<run>[0-9a-f]{8})[-_]")
+# The kinds of scratch name, tests' and benches'; nothing else is ever swept.
+KINDS = ("amber_test", "amber_bench", "amber_bench_workers", "amber_bench_projector",
+         "lg_bench", "lg_bench_workers")
+_OWNED = re.compile(rf"^(?:{'|'.join(k.replace('_', '[-_]') for k in KINDS)})"
+                    r"[-_]r(?P<run>[0-9a-f]{8})[-_]")
+
+
+def scratch_name(kind: str, sep: str = "_", run: str = RUN) -> str:
+    """A name of `kind` owned by `run`: `amber_bench` → amber_bench_r<run>_<random>."""
+    assert kind in KINDS, kind
+    return sep.join([*kind.split("_"), f"r{run}", secrets.token_hex(4)])
 
 
 def topic_prefix(run: str = RUN) -> str:
-    return f"amber-test-r{run}-{secrets.token_hex(4)}"
+    return scratch_name("amber_test", "-", run)
 
 
 def database_name(run: str = RUN) -> str:
-    return f"amber_test_r{run}_{secrets.token_hex(4)}"
+    return scratch_name("amber_test", "_", run)
 
 
 def owner(name: str) -> str | None:

@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from bench._inline.common import (
     fresh_name,
     kafka_bootstrap,
 )
-from tests.processes import terminate
+from tests.processes import spawn, terminate
 
 COLD_GRAPH = "examples.email_approval:graph"
 COLD_SCRIPT = str(ROOT / "bench" / "_inline" / "cold.py")
@@ -44,7 +43,7 @@ class AmberStack:
 
     def __init__(self, workdir: Path) -> None:
         self.db = fresh_name("amber_bench")
-        self.prefix = f"amber-bench-{uuid.uuid4().hex[:10]}"
+        self.prefix = fresh_name("amber_bench", "-")
         self.workdir = workdir
         self.projector: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
@@ -61,7 +60,7 @@ class AmberStack:
                            capture_output=True)
             self._ensure_topic()
             log = (self.workdir / "projector.log").open("wb")
-            self.projector = subprocess.Popen([AMBER, "projector"], env=self.env, cwd=ROOT,
+            self.projector = spawn([AMBER, "projector"], env=self.env, cwd=ROOT,
                                               stdout=log, stderr=subprocess.STDOUT)
             self._await_projector(url, deadline=time.monotonic() + 60)
         except BaseException:  # what was created is removed even when starting fails

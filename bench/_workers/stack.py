@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from bench._inline.common import (
     proc_cpu_s,
     reaped_cpu_s,
 )
-from tests.processes import terminate
+from tests.processes import spawn, terminate
 
 API_TOKEN = "bench-workers-token"
 API_ACTOR = "bench@workers"
@@ -151,7 +150,7 @@ class Stack:
         self.label = label
         self.workdir = workdir
         self.db = fresh_name("amber_bench_workers")
-        self.prefix = f"amber-bench-workers-{uuid.uuid4().hex[:10]}"
+        self.prefix = fresh_name("amber_bench_workers", "-")
         self.partitions = partitions
         self.amber_src = amber_src
         self.env: dict[str, str] = {}
@@ -200,8 +199,8 @@ class Stack:
         if self.amber_src:
             env["PYTHONPATH"] = f"{self.amber_src}{os.pathsep}{ROOT}"
         # `python -m` puts the working directory first on sys.path: run from the tree used
-        proc = subprocess.Popen(argv, env=env, cwd=self.amber_src or ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = spawn(argv, env=env, cwd=self.amber_src or ROOT, stdout=log,
+                     stderr=subprocess.STDOUT)
         log.close()
         return proc
 

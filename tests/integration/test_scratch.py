@@ -16,8 +16,9 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-def _run_names(run: str) -> tuple[str, str]:
-    return scratch.topic_prefix(run) + ".events", scratch.database_name(run)
+def _run_names(run: str, kind: str = "amber_test") -> tuple[str, str]:
+    return (scratch.scratch_name(kind, "-", run) + ".events",
+            scratch.scratch_name(kind, "_", run))
 
 
 @pytest.fixture
@@ -30,8 +31,9 @@ def live_elsewhere(stack: Endpoints) -> Iterator[str]:
 
 
 def test_only_runs_whose_lease_is_free_are_swept(stack: Endpoints, live_elsewhere: str) -> None:
-    dead, ours, alive = (_run_names(r) for r in (secrets.token_hex(4), scratch.RUN,
-                                                  live_elsewhere))
+    # the dead run was a bench (bench/_inline/common.py claim_run): swept alike
+    dead, ours, alive = (_run_names(secrets.token_hex(4), "amber_bench"),
+                         _run_names(scratch.RUN), _run_names(live_elsewhere, "lg_bench"))
     kept_topics, kept_dbs = [ours[0], alive[0]], [ours[1], alive[1]]
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
     admin.create_topics([NewTopic(t, 1, 1) for t in (dead[0], *kept_topics)])
