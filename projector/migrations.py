@@ -48,6 +48,8 @@ def migrate(conn: psycopg.Connection[Any]) -> list[int]:
             return _apply_missing(conn)
     except psycopg.Error as e:
         raise MigrationError(f"migration failed: {e}") from e
+    finally:  # the connection may live on (the projector's): its later notices are not ours
+        conn.remove_notice_handler(_log_warning)
 
 
 def _log_warning(notice: psycopg.errors.Diagnostic) -> None:

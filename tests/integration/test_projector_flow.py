@@ -21,6 +21,7 @@ from engine.acceptance import Rejection
 from engine.delta import State, fold
 from engine.eventlog import EventLog
 from engine.ledger import rebuild
+from projector import migrations
 from projector.digest import database_digests
 from projector.errors import MigrationError
 from projector.migrations import MIGRATIONS, migrate
@@ -289,13 +290,19 @@ def test_migrations_are_concurrency_safe_and_refuse_a_newer_schema(pg_url: str) 
             migrate(conn)
 
 
-def test_a_migrations_notice_reaches_the_log(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_migrations_notice_reaches_the_log_and_later_ones_do_not(
+        pg_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     # 0003 says so by a NOTICE when it falls back to pglz; psycopg drops notices unless told
-    with psycopg.connect(pg_url, autocommit=True) as conn:
+    shipped = migrations.migration_sql
+    notice = "DO $$ BEGIN RAISE NOTICE '{}'; END $$;\n"
+    monkeypatch.setattr(migrations, "migration_sql", lambda index: (
+        notice.format("lz4 is not available") if index == 2 else "") + shipped(index))
+    with psycopg.connect(pg_url, autocommit=True) as conn, \
+            caplog.at_level(logging.WARNING, logger="amber.projector"):
         migrate(conn)
-        with caplog.at_level(logging.WARNING, logger="amber.projector"):
-            conn.execute("DO $$ BEGIN RAISE NOTICE 'lz4 is not available'; END $$")
+        conn.execute(notice.format("a later notice on the same connection"))
     assert "migration: lz4 is not available" in caplog.text
+    assert "a later notice" not in caplog.text
 
 
 # --- CLI ---------------------------------------------------------------------------------
