@@ -34,7 +34,8 @@ def verify(thread_id: Annotated[str | None, typer.Argument(
 
     Records are read from the topic and folded with the acceptance rule; each
     thread's head, accepted and rejected events must match what `amber state`
-    and `amber history` show.
+    and `amber history` show. Without a thread, each partition's undecodable
+    records must also match the projection's dead letters.
     """
     if thread_id is None:
         _verify_all(as_json)
@@ -62,7 +63,7 @@ def _verify_all(as_json: bool) -> None:
 
     verdict = _guarded(run)
     _say(_all_json(verdict) if as_json else _all_text(verdict))
-    if verdict.differing:
+    if not verdict.ok:
         raise typer.Exit(code=1)
 
 
@@ -129,17 +130,25 @@ def _json(verdict: Verdict) -> dict[str, Any]:
 
 
 def _all_json(verdict: TopicVerdict) -> dict[str, Any]:
-    return {"ok": not verdict.differing, "threads": verdict.threads,
-            "differing": verdict.differing, "rechecked": verdict.rechecked}
+    return {"ok": verdict.ok, "threads": verdict.threads,
+            "differing": verdict.differing, "rechecked": verdict.rechecked,
+            "partitions": {str(p): found for p, found in verdict.partitions.items()}}
 
 
 def _all_text(verdict: TopicVerdict) -> str:
     lines = [f"{thread}: DIFFERS {line}" for thread, found in verdict.differing.items()
              for line in found]
+    lines += [f"partition {p}: DIFFERS {line}" for p, found in verdict.partitions.items()
+              for line in found]
+    return "\n".join([*lines, _all_summary(verdict)])
+
+
+def _all_summary(verdict: TopicVerdict) -> str:
     summary = (f"{verdict.threads} threads checked ({len(verdict.rechecked)} again, alone, "
                f"as they moved meanwhile), {len(verdict.differing)} differ")
-    return "\n".join([*lines, summary if verdict.differing else
-                      f"{summary}; the projection matches the log"])
+    if verdict.partitions:
+        summary += f"; dead letters differ on {len(verdict.partitions)} partition(s)"
+    return f"{summary}; the projection matches the log" if verdict.ok else summary
 
 
 def _text(verdict: Verdict) -> str:

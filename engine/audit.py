@@ -3,8 +3,9 @@
 The projection is a cache of the log. An auditor who trusts only the log
 re-folds the thread's records with the acceptance rule (`LogFold`, the
 projector's semantics without a database) and compares: the head, every
-accepted event with its position, every rejected one. Pure: the I/O is in
-consumers/cli_audit.py.
+accepted event with its position, every rejected one; and, per partition,
+the records that are not events (dead letters). Pure: the I/O is in
+engine/log_audit.py and consumers/cli_audit.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from engine.projection import (
     ThreadNotFoundError,
     folded_state,
 )
+
+_NAMED = 5  # dead letters named per side of a partition; the rest are counted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +60,21 @@ def differences(audit: ThreadAudit, projected: ThreadView | None,
     return [*_integrity(audit), *_head(audit.view, projected),
             *_events("accepted", audit.accepted, history),
             *_events("rejected", audit.rejected, rejected)]
+
+
+def dead_letter_differences(partition: int, logged: Sequence[int],
+                            projected: Sequence[int]) -> list[str]:
+    """Offsets of undecodable records on one side only (the log's, the projection's
+    dead letters), a few named per side; [] if both hold the same."""
+    return [*_named(partition, sorted(set(logged) - set(projected)), "on the log only"),
+            *_named(partition, sorted(set(projected) - set(logged)), "in the projection only")]
+
+
+def _named(partition: int, offsets: list[int], where: str) -> list[str]:
+    # A wiped dead_letters table may miss millions: name a few, count the rest
+    named = [f"dead letter at {partition}:{o} {where}" for o in offsets[:_NAMED]]
+    rest = len(offsets) - _NAMED
+    return named if rest <= 0 else [*named, f"… and {rest} more dead letters {where}"]
 
 
 def _integrity(audit: ThreadAudit) -> list[str]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from engine.audit import ThreadAudit, differences
+from engine.audit import ThreadAudit, dead_letter_differences, differences
 from engine.checkpointer import Checkpointer
 from engine.eventlog import Delivery, EventLog
 from engine.ledger import ThreadView
@@ -38,11 +38,17 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TopicVerdict:
-    """Every thread of the topic checked, and those that differ."""
+    """Every thread of the topic checked, those that differ, and the partitions whose
+    dead letters differ."""
 
     threads: int
     differing: dict[str, list[str]]
     rechecked: list[str]  # moved during the sweep, so verified again alone
+    partitions: dict[int, list[str]]  # dead letters on one side only, by partition
+
+    @property
+    def ok(self) -> bool:
+        return not (self.differing or self.partitions)
 
 
 def _windows(log: EventLog, partition: int, start: int, end: int, *,
@@ -122,9 +128,10 @@ def _projected(reader: ProjectionReader, thread_id: str, *, below: int) -> _Proj
 
 
 def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> TopicVerdict:
-    """Every thread, partition by partition (a thread lives on one, so memory stays
-    one partition's worth), against the projection caught up to the log's end.
-    Threads that moved during the sweep are verified again, alone."""
+    """Every thread and every partition's dead letters, partition by partition (a
+    thread lives on one, so memory stays one partition's worth), against the
+    projection caught up to the log's end. Threads that moved during the sweep
+    are verified again, alone."""
     ends = cp.log.end_offsets()
     _await_projection(cp, ends)
     projected = _projected_ids(cp.projection, cp.log)
@@ -133,6 +140,7 @@ def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> Topi
         folded = LogFold().add_all(_windows(cp.log, partition, 0, end, on_progress=on_progress,
                                             done=done, total=total))
         done += end
+        tally.check_dead_letters(cp.projection, folded, partition, end)
         for thread_id in sorted({*folded.views, *folded.rejected, *projected.get(partition, ())}):
             tally.check(cp.projection, folded, thread_id, end)
     for thread_id, seed in tally.moved.items():
@@ -153,6 +161,7 @@ class _Tally:
     threads: int = 0
     differing: dict[str, list[str]] = field(default_factory=dict)
     moved: dict[str, tuple[LogFold, int]] = field(default_factory=dict)  # and how far read
+    partitions: dict[int, list[str]] = field(default_factory=dict)
 
     def check(self, reader: ProjectionReader, folded: LogFold, thread_id: str, end: int) -> None:
         self.threads += 1
@@ -162,13 +171,21 @@ class _Tally:
         else:
             self.record(thread_id, projected.differences(ThreadAudit.of(thread_id, folded)))
 
+    def check_dead_letters(self, reader: ProjectionReader, folded: LogFold, partition: int,
+                           end: int) -> None:
+        # Rows below `end` are final once projected there: no movement to allow for
+        found = dead_letter_differences(partition, [p.offset for p in folded.dead_letters],
+                                        reader.dead_letter_offsets(partition, below=end))
+        if found:
+            self.partitions[partition] = found
+
     def record(self, thread_id: str, found: list[str]) -> None:
         if found:
             self.differing[thread_id] = found
 
     def verdict(self) -> TopicVerdict:
         return TopicVerdict(threads=self.threads, differing=self.differing,
-                            rechecked=list(self.moved))
+                            rechecked=list(self.moved), partitions=self.partitions)
 
 
 def _projected_ids(reader: ProjectionReader, log: EventLog) -> dict[int, set[str]]:

@@ -106,6 +106,11 @@ class ProjectionReader(ABC):
     def projected_offset(self, partition: int) -> int:
         """Next log offset of `partition` the projection has not applied yet."""
 
+    @abstractmethod
+    def dead_letter_offsets(self, partition: int, *, below: int) -> list[int]:
+        """Offsets, ascending, of the records of `partition` below `below` that the
+        projection holds as dead letters (records that are not events)."""
+
     def progress(self, partition: int) -> Progress:
         """projected_offset and its age; adapters that cannot tell the age say inf."""
         return Progress(next_offset=self.projected_offset(partition), idle_s=math.inf)
@@ -206,6 +211,7 @@ class LogFold:
     checkpoints: dict[str, list[Checkpoint]] = field(default_factory=dict)
     rejected: dict[str, list[RejectedEvent]] = field(default_factory=dict)
     undecodable: dict[str | None, int] = field(default_factory=dict)  # per key: never applied
+    dead_letters: list[Position] = field(default_factory=list)  # the same records, in log order
 
     def add_all(self, deliveries: Iterable[Delivery]) -> LogFold:
         for d in deliveries:
@@ -213,7 +219,11 @@ class LogFold:
         return self
 
     def only(self, thread_id: str) -> LogFold:
-        """This fold cut down to one thread: what a later fold of it continues from."""
+        """This fold cut down to one thread: what a later fold of it continues from.
+
+        Its dead letters are left out: they belong to the partition, not the thread,
+        and a fold continued from here reads only the thread's records.
+        """
         return LogFold(views=_just(self.views, thread_id),
                        checkpoints={k: list(v) for k, v in
                                     _just(self.checkpoints, thread_id).items()},
@@ -223,6 +233,7 @@ class LogFold:
     def add(self, d: Delivery) -> None:
         if d.event is None:
             self.undecodable[d.key] = self.undecodable.get(d.key, 0) + 1
+            self.dead_letters.append(d.position)
             return
         e = d.event
         outcome = advance(self.views.get(e.thread_id), e)
@@ -279,3 +290,8 @@ class LogProjection(ProjectionReader):
 
     def projected_offset(self, partition: int) -> int:
         return self._log.end_offset(partition)  # every read folds the whole log
+
+    def dead_letter_offsets(self, partition: int, *, below: int) -> list[int]:
+        end = min(below, self._log.end_offset(partition))  # reading past the end would wait
+        folded = LogFold().add_all(self._log.read(partition, 0, end))
+        return [p.offset for p in folded.dead_letters]

@@ -148,6 +148,12 @@ class PostgresProjectionReader(ProjectionReader):
         return [DeadLetter(position=Position(p, o), key=k, raw=bytes(raw), error=err)
                 for p, o, k, raw, err in rows]
 
+    def dead_letter_offsets(self, partition: int, *, below: int) -> list[int]:
+        rows = self._all("SELECT kafka_offset FROM dead_letters WHERE topic = %s "
+                         "AND kafka_partition = %s AND kafka_offset < %s ORDER BY kafka_offset",
+                         (self.topic, partition, below), "reading dead-letter offsets")
+        return [int(r[0]) for r in rows]
+
     def _state_at(self, thread_id: str, seq: int) -> State:
         """State after `seq`: the nearest snapshot at or below it plus the deltas after it."""
         state: State = {}

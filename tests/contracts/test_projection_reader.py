@@ -249,6 +249,25 @@ def test_garbage_record_does_not_stop_the_projection(backend: Backend) -> None:
     assert backend.reader.get_thread("before-garbage") == rebuild(first)
 
 
+def test_dead_letter_offsets_are_a_partitions_garbage_below_an_offset(backend: Backend) -> None:
+    log = backend.log
+    keys = {log.partition_of(f"junk-{i}"): f"junk-{i}" for i in range(40)}
+    (mixed, key), (other, other_key) = sorted(keys.items())[:2]
+    garbage = [log.append_raw(key, b"\x00not an event").offset]
+    backend.append(thread_events(key, 3))  # events between the garbage are not dead letters
+    garbage += [log.append_raw(key, junk).offset for junk in (b"\xc3\x01junk", b"")]
+    elsewhere = log.append_raw(other_key, b"\x00garbage on another partition")
+    backend.append(thread_events("after-garbage", 2))  # and the projection catches up
+    r = backend.reader
+
+    assert r.dead_letter_offsets(mixed, below=log.end_offset(mixed)) == garbage
+    assert r.dead_letter_offsets(mixed, below=garbage[2]) == garbage[:2]
+    assert r.dead_letter_offsets(mixed, below=garbage[0]) == []
+    assert r.dead_letter_offsets(other, below=elsewhere.offset + 1) == [elsewhere.offset]
+    quiet = next(p for p in range(log.partitions) if p not in (mixed, other))
+    assert r.dead_letter_offsets(quiet, below=log.end_offset(quiet)) == []
+
+
 # --- historical state --------------------------------------------------------------------
 
 def test_get_state_at_every_seq_equals_the_fold(backend: Backend) -> None:

@@ -116,7 +116,7 @@ def test_verify_without_a_thread_checks_them_all_and_names_the_one_that_differs(
     kafka_log.append([e for events in others for e in events])
     _project(kafka_log, pg_url)
     assert _json(settings_env, "verify") == {"ok": True, "threads": 6, "differing": {},
-                                             "rechecked": []}
+                                             "rechecked": [], "partitions": {}}
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE checkpoints SET node = 'forged' WHERE thread_id = 'other-3' "
                      "AND seq = 2")
@@ -129,6 +129,29 @@ def test_verify_without_a_thread_checks_them_all_and_names_the_one_that_differs(
     assert "other-4: DIFFERS head head: log Head(seq=3" in result.stdout
     assert "6 threads checked (0 again, alone, as they moved meanwhile), 2 differ" \
         in result.stdout
+
+
+def test_verify_without_a_thread_names_a_dead_letter_the_projection_lost(
+        kafka_log: EventLog, projected: ThreadWriter, settings_env: dict[str, str],
+        pg_url: str) -> None:
+    garbage = kafka_log.append_raw("audited", b"\x00 not an event")
+    _project(kafka_log, pg_url)
+    assert _json(settings_env, "verify")["partitions"] == {}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM dead_letters WHERE kafka_partition = %s AND kafka_offset = %s",
+                     (garbage.partition, garbage.offset))
+
+    result = _amber(settings_env, "verify", "--json")
+
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    where = f"{garbage.partition}:{garbage.offset}"
+    assert report["partitions"] == {str(garbage.partition): [
+        f"dead letter at {where} on the log only"]}
+    assert report["ok"] is False and report["differing"] == {}
+    text = _amber(settings_env, "verify")
+    assert text.exit_code == 1 and f"partition {garbage.partition}: DIFFERS dead letter at " \
+        f"{where} on the log only" in text.stdout
 
 
 @pytest.fixture

@@ -76,6 +76,35 @@ class _Forged(LogProjection):
         return sorted(t for t in [*super().thread_ids(), *ghost] if t != self.hidden)
 
 
+class _DeadLettersEdited(LogProjection):
+    """A projection whose dead_letters table lost rows (`lost`) or gained some (`extra`),
+    as offsets by partition."""
+
+    def __init__(self, log: InMemoryEventLog, *, lost: dict[int, set[int]] | None = None,
+                 extra: dict[int, set[int]] | None = None) -> None:
+        super().__init__(log)
+        self.lost, self.extra = lost or {}, extra or {}
+
+    def dead_letter_offsets(self, partition: int, *, below: int) -> list[int]:
+        kept = set(super().dead_letter_offsets(partition, below=below))
+        kept = kept - self.lost.get(partition, set()) | self.extra.get(partition, set())
+        return sorted(o for o in kept if o < below)
+
+
+def _with_garbage(per_partition: int) -> tuple[InMemoryEventLog, dict[int, list[int]]]:
+    """Threads on a 4-partition log, two of whose partitions also hold `per_partition`
+    undecodable records (their offsets, by partition) and then a thread's events."""
+    log = InMemoryEventLog(partitions=4)
+    log.append([e for i in range(6) for e in thread_events(f"t-{i}", 3)])
+    keys = {log.partition_of(f"junk-{i}"): f"junk-{i}" for i in range(20)}
+    garbage: dict[int, list[int]] = {}
+    for partition, key in sorted(keys.items())[:2]:
+        garbage[partition] = [log.append_raw(key, b"\x00 not an event").offset
+                              for _ in range(per_partition)]
+        log.append(thread_events(key, 2))
+    return log, garbage
+
+
 def _cp(log: InMemoryEventLog, projection: LogProjection | None = None) -> Checkpointer:
     return Checkpointer(log=log, projection=projection or LogProjection(log),
                         catchup_timeout_s=1.0)
@@ -114,9 +143,10 @@ def test_a_thread_neither_side_knows_is_not_found() -> None:
 
 
 def test_every_thread_of_a_faithful_projection_passes() -> None:
-    log, _ = _logged()
+    log, _ = _logged()  # with a dead letter, which the projection holds too
     verdict = log_audit.verify_all(_cp(log))
     assert (verdict.threads, verdict.differing, verdict.rechecked) == (7, {}, [])
+    assert verdict.partitions == {} and verdict.ok
 
 
 def test_a_thread_the_projection_lost_is_named_alone() -> None:
@@ -142,3 +172,30 @@ def test_a_thread_that_moved_during_the_sweep_is_verified_again_alone() -> None:
     log, _ = _logged()
     verdict = log_audit.verify_all(_cp(log, _Racing(log, races=1)))
     assert verdict.differing == {} and verdict.rechecked == ["audited"]
+
+
+def test_dead_letters_lost_or_added_are_named_under_their_partition() -> None:
+    log, garbage = _with_garbage(per_partition=2)
+    (lossy, [kept, gone]), (padded, real) = garbage.items()
+    forged = log.end_offset(padded) - 1  # an event's offset: no dead letter on the log
+
+    verdict = log_audit.verify_all(_cp(log, _DeadLettersEdited(
+        log, lost={lossy: {gone}}, extra={padded: {forged}})))
+
+    assert forged not in real and kept != gone
+    assert verdict.partitions == {
+        lossy: [f"dead letter at {lossy}:{gone} on the log only"],
+        padded: [f"dead letter at {padded}:{forged} in the projection only"]}
+    assert verdict.differing == {} and not verdict.ok
+
+
+def test_many_missing_dead_letters_are_counted_past_the_first_few() -> None:
+    log, garbage = _with_garbage(per_partition=8)
+    partition, offsets = next(iter(garbage.items()))
+
+    verdict = log_audit.verify_all(_cp(log, _DeadLettersEdited(
+        log, lost={partition: set(offsets)})))
+
+    assert verdict.partitions == {partition: [
+        *(f"dead letter at {partition}:{o} on the log only" for o in offsets[:5]),
+        "… and 3 more dead letters on the log only"]}
