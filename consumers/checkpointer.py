@@ -24,14 +24,17 @@ class AmberCheckpointer:
 
     @staticmethod
     def from_settings(settings: Settings, *, ensure_topic: bool = True,
-                      role: str = "runner", pool_size: int = 4) -> Checkpointer:
-        """`role` names the PostgreSQL connections (application_name amber-<role>)."""
+                      role: str = "runner", pool_size: int = 4,
+                      writes: bool = True) -> Checkpointer:
+        """`role` names the PostgreSQL connections (application_name amber-<role>);
+        `writes=False` for read-only users (nothing is readied for appending)."""
         from projector.reader import PostgresProjectionReader
 
         log = event_log(settings)
         if ensure_topic:
             log.ensure_topic()
-        log.connect_soon()  # while PostgreSQL connects (the pool does that in the background too)
+        # while PostgreSQL connects (the pool does that in the background too)
+        log.connect_soon(writes=writes)
         reader = PostgresProjectionReader(_named(settings.database_url, f"amber-{role}"),
                                           topic=settings.events_topic, pool_size=pool_size)
         return Checkpointer(log=log, projection=reader,

@@ -106,7 +106,7 @@ def _guarded(call: Callable[[Checkpointer], T]) -> T:
 
     try:
         with closing(AmberCheckpointer.from_settings(Settings.from_env(), ensure_topic=False,
-                                                     role="audit")) as cp:
+                                                     role="audit", writes=False)) as cp:
             return call(cp)
     except AmberError as e:
         raise fail(e) from None

@@ -144,10 +144,12 @@ class EventLog(ABC):
         `gather_ms` instead of one per record, at the price of that much delay.
         """
 
-    def connect_soon(self) -> None:  # noqa: B027 — only adapters that connect lazily need it
+    def connect_soon(self, *, writes: bool = True) -> None:  # noqa: B027 — lazy adapters only
         """Start connecting in the background, so the first call need not wait for it.
 
-        A failure is reported by the first call that needs the connection.
+        `writes=False`: the caller only reads, so what only appends need (an
+        idempotent producer's identity) is left unmade. A failure is reported by
+        the first call that needs the connection.
         """
 
     def close(self) -> None:

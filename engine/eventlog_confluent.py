@@ -318,10 +318,11 @@ class ConfluentEventLog(EventLog):
 
         return _retrying(high, timeout_s=self._ack_timeout_s, doing="reading an end offset")
 
-    def connect_soon(self) -> None:
+    def connect_soon(self, *, writes: bool = True) -> None:
         """librdkafka connects on its own threads as soon as a client exists."""
         self._get_watermarks()
-        self._get_producer()
+        if writes:
+            self._get_producer()
 
     def _get_watermarks(self) -> Consumer:
         with self._lock:

@@ -96,8 +96,12 @@ class KafkaEventLog(EventLog):
         """Options of consumers."""
         return {**self._common(), "metrics_enabled": False}
 
-    def connect_soon(self) -> None:
-        """Bootstrap on a thread of its own: a resume reads PostgreSQL meanwhile."""
+    def connect_soon(self, *, writes: bool = True) -> None:
+        """Bootstrap on a thread of its own: a resume reads PostgreSQL meanwhile.
+
+        Reads and appends share the client; a producer identity is asked for at
+        the first append, so `writes` changes nothing here.
+        """
         threading.Thread(target=self._connect_in_background, name="amber-kafka-connect",
                          daemon=True).start()
 

@@ -32,6 +32,7 @@ require_confluent(module=True)
 
 from confluent_kafka import Producer  # noqa: E402
 
+from engine import eventlog_confluent  # noqa: E402
 from engine.eventlog_confluent import ConfluentEventLog  # noqa: E402
 from engine.eventlog_kafka import KafkaEventLog  # noqa: E402
 
@@ -139,6 +140,25 @@ def test_a_record_the_broker_refuses_is_a_typed_permanent_error(
 
 
 # A dead broker: tests/integration/test_kafka_log.py runs that case for both adapters.
+
+
+@integration
+def test_a_read_only_log_readies_no_producer(stack: Endpoints, topic_prefix: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # `amber verify` and `amber replay` only read: an idempotent producer's identity
+    # is a broker round trip and a connection they would never use
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(eventlog_confluent, "Producer", lambda conf: made.append(conf) or
+                        Producer(conf))
+    log = ConfluentEventLog(bootstrap=stack.kafka_bootstrap, topic=f"{topic_prefix}.events")
+    try:
+        log.ensure_topic()
+        log.connect_soon(writes=False)
+        assert list(log.read(0)) == [] and made == []
+        log.connect_soon()
+        assert len(made) == 1 and made[0]["enable.idempotence"] is True
+    finally:
+        log.close()
 
 
 # --- choosing the adapter ------------------------------------------------------------------
