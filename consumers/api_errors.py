@@ -19,7 +19,8 @@ always means the log is unchanged.
     422 invalid_request        request validation (body, query, path, headers)
     422 unknown_graph          UnknownGraphError
     422 invalid_decision       InvalidDecisionError
-    422 invalid_input          StateValidationError, CanonicalJSONError, RouteError
+    422 invalid_input          StateValidationError, CanonicalJSONError, RouteError,
+                               UnstorableTextError (a NUL past the request models)
     503 projection_behind      CatchUpTimeoutError
     503 unavailable            EventLogError, any other AmberError with retryable=True
     500 internal               anything else (a bug, or the server is misconfigured)
@@ -50,6 +51,7 @@ from engine.errors import (
     StateValidationError,
     ThreadExistsError,
     ThreadNotWaitingError,
+    UnstorableTextError,
 )
 from engine.projection import CatchUpTimeoutError, CheckpointNotFoundError, ThreadNotFoundError
 from engine.step import RouteError
@@ -98,6 +100,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (InvalidDecisionError, 422, "invalid_decision"),
     (StateValidationError, 422, "invalid_input"),
     (CanonicalJSONError, 422, "invalid_input"),
+    (UnstorableTextError, 422, "invalid_input"),
     (RouteError, 422, "invalid_input"),
     (CatchUpTimeoutError, 503, "projection_behind"),
     (EventLogError, 503, "unavailable"),

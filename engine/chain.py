@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.canonical import canonical_bytes, canonical_text, sha256_hex
 from engine.delta import Op, State
+from engine.errors import UnstorableTextError
 from engine.events import (
     ENGINE_VERSION,
     ErrorInfo,
@@ -27,6 +28,7 @@ from engine.events import (
     GraphRef,
     InterruptInfo,
     derive_event_id,
+    nul_field,
 )
 
 GENESIS_HASH = "0" * 64
@@ -87,7 +89,12 @@ def seal(draft: Draft, *, prev_hash: str) -> Event:
         io=_json_or_none(draft.io), error=draft.error, mode=draft.mode,
         reason=draft.reason, parent=draft.parent,
     )
-    return unhashed.with_hash(compute_hash(unhashed.to_record()))
+    record = unhashed.to_record()
+    held = nul_field(record)
+    if held is not None:  # every reader would take it for a dead letter: refused, not appended
+        raise UnstorableTextError(f"event field {held!r} of thread {draft.thread_id!r} holds a "
+                                  "NUL character, which no reader can store")
+    return unhashed.with_hash(compute_hash(record))
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -109,5 +109,9 @@ class GraphMismatchError(RunError):
     """The thread was started by another graph than the one asked to run it."""
 
 
+class UnstorableTextError(RunError):
+    """A text of the event to append (its field named) holds a NUL character."""
+
+
 class ConflictError(RunError):
     """Another writer appended to the thread first; our event was rejected."""

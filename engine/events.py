@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,7 @@ from engine.delta import Op, State
 ENGINE_VERSION = "0.1.0"
 # Never change without a new event-id version: ids are derived so retries collide.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1c5a9e-3f43-4d2b-9a3e-8f1e0a6b7c21")
+_NUL = "\x00"
 
 
 class EventType(StrEnum):
@@ -116,6 +118,9 @@ class Event:
     def from_record(cls, rec: dict[str, Any]) -> Event:
         """Build from a decoded record; raises KeyError/ValueError on a malformed one."""
         json.loads(rec["delta"])  # a delta that is not JSON is not an event
+        held = nul_field(rec)
+        if held is not None:
+            raise ValueError(f"field {held!r} holds a NUL character, which no reader can store")
         return cls(
             event_id=rec["event_id"], thread_id=rec["thread_id"], seq=rec["seq"],
             type=EventType(rec["type"]), node=rec.get("node"), occurred_at=rec["occurred_at"],
@@ -127,6 +132,24 @@ class Event:
             error=_maybe(ErrorInfo, rec.get("error")), mode=rec.get("mode"),
             reason=rec.get("reason"), parent=_maybe(ForkOrigin, rec.get("parent")),
         )
+
+
+def nul_field(record: Mapping[str, Any], prefix: str = "") -> str | None:
+    """The first text field of an event record that holds a NUL character, or None.
+
+    PostgreSQL text cannot hold NUL, and an event's hash covers its exact text,
+    so the projection could keep such an event only altered, i.e. forged. Every
+    reader therefore takes it for a dead letter (Event.from_record refuses it),
+    and no writer seals one: all of them derive the same accepted history.
+    """
+    for name, value in record.items():
+        if type(value) is str and _NUL in value:
+            return prefix + name
+        if type(value) is dict:
+            inner = nul_field(value, f"{prefix}{name}.")
+            if inner is not None:
+                return inner
+    return None
 
 
 def derive_event_id(thread_id: str, seq: int, type_: EventType, node: str | None) -> str:

@@ -67,6 +67,8 @@ class Graph:
             raise GraphDefinitionError(f"node {name!r} needs a name and a callable")
         if name in (START, END) or name in self._nodes:
             raise GraphDefinitionError(f"node name {name!r} is reserved or already used")
+        if "\x00" in name:  # it would be in every event of the node, which none may hold
+            raise GraphDefinitionError(f"node name {name!r} holds a NUL character")
         takes_ctx = len(inspect.signature(fn).parameters) >= 2
         self._nodes[name] = NodeSpec(name=name, fn=fn, retry=retry or NO_RETRY,
                                      takes_context=takes_ctx)

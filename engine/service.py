@@ -302,8 +302,8 @@ class ThreadService:
         return None
 
     def _recent_events(self, cursor: Cursor) -> Iterator[Event]:
-        """The thread's last _REPEAT_WINDOW events, newest first: those the cursor
-        folded from the log, then the projection's (read only if still wanted)."""
+        """The thread's recent events, newest first: those the cursor folded from the
+        log, then up to _REPEAT_WINDOW of the projection's (read only if still wanted)."""
         yield from (c.event for c in reversed(cursor.recent))
         below = cursor.recent[0].event.seq if cursor.recent else cursor.view.head.seq + 1
         since = max(-1, cursor.view.head.seq - _REPEAT_WINDOW)

@@ -34,7 +34,6 @@ THREAD_COLUMNS: tuple[str, ...] = (
     "interrupt_node", "interrupt_when", "interrupt_payload", "parent_thread_id", "parent_seq",
     "parent_hash", "mode", "integrity_error", "created_at_us", "updated_at_us",
 )
-_NUL = "\x00"
 
 
 def event_row(event: Event, position: Position) -> Row:
@@ -74,21 +73,6 @@ def row_event(row: Sequence[Any]) -> tuple[Event, Position]:
             thread_id=p_thread, seq=p_seq, hash=p_hash),
     )
     return event, Position(partition, offset)
-
-
-def unstorable(row: Row) -> str | None:
-    """Why PostgreSQL cannot hold this row exactly (text with NUL), or None.
-
-    Such an event is dead-lettered instead of stored altered: its hash covers
-    the exact text, so a cleaned copy would be a forgery.
-    """
-    texts = [v for v in row if type(v) is str]
-    if _NUL not in "".join(texts):  # one C-level scan on the hot path
-        return None
-    for column, value in zip(EVENT_COLUMNS, row, strict=False):
-        if type(value) is str and _NUL in value:
-            return f"field {column!r} contains a NUL character, which PostgreSQL text cannot hold"
-    return None
 
 
 def thread_row(view: ThreadView) -> Row:

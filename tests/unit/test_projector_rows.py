@@ -18,7 +18,6 @@ from projector.rows import (
     row_event,
     row_thread,
     thread_row,
-    unstorable,
 )
 from tests.factories import ThreadWriter, fork_events, resealed, thread_events
 
@@ -39,7 +38,6 @@ def test_event_row_round_trips_exactly(event: Event) -> None:
     row = event_row(event, Position(7, 12345))
     assert len(row) == len(EVENT_COLUMNS)
     assert row_event(row) == (event, Position(7, 12345))
-    assert unstorable(row) is None
 
 
 @pytest.mark.parametrize("end", ["completed", "interrupted", "failed", "running"])
@@ -58,11 +56,6 @@ def test_fork_and_integrity_error_survive_the_thread_row() -> None:
     view = rebuild(broken)
     assert view is not None and view.parent is not None and view.integrity_error
     assert row_thread(thread_row(view)) == view
-
-
-def test_text_with_nul_is_unstorable() -> None:
-    event = resealed(thread_events("n", 1)[0], actor="eve\x00")
-    assert "'actor'" in (unstorable(event_row(event, Position(0, 0))) or "")
 
 
 def test_migrations_are_numbered_in_order_and_shipped() -> None:
