@@ -68,12 +68,18 @@ class Lease:
 
 
 def _alive(conn: Any, run: str) -> bool:
-    """Whether some session holds `run`'s lease (taking it for a moment tells)."""
-    key = _lease_key(run)
-    taken = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
-    if taken:
-        conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-    return not taken
+    """Whether some session holds `run`'s lease, in whichever database of the server.
+
+    An advisory lock is per database: a bench leased in the database of
+    AMBER_BENCH_ADMIN_URL is invisible to pg_try_advisory_lock from the tests'
+    database, but pg_locks lists the locks of every database.
+    """
+    high, low = _lease_key(run)
+    found = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 2)",
+        (high, low & 0xFFFFFFFF)).fetchone()
+    return bool(found[0])
 
 
 @dataclass

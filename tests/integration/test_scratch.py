@@ -23,11 +23,13 @@ def _run_names(run: str, kind: str = "amber_test") -> tuple[str, str]:
 
 @pytest.fixture
 def live_elsewhere(stack: Endpoints) -> Iterator[str]:
-    """A run that is alive on some other host: its lease is held, not by us."""
+    """A run that is alive on some other host: its lease is held, not by us, and in
+    another database of the server (as a bench's, under AMBER_BENCH_ADMIN_URL)."""
     run = secrets.token_hex(4)
-    lease = scratch.Lease(stack.database_url, run)
-    yield run
-    lease.close()
+    with scratch.fresh_database(stack.database_url) as elsewhere:
+        lease = scratch.Lease(elsewhere, run)
+        yield run
+        lease.close()
 
 
 def test_only_runs_whose_lease_is_free_are_swept(stack: Endpoints, live_elsewhere: str) -> None:
