@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
+from engine import service
 from engine.checkpointer import Checkpointer
-from engine.errors import ThreadExistsError, ThreadNotWaitingError
+from engine.errors import ConflictError, ThreadExistsError, ThreadNotWaitingError
+from engine.eventlog import Tail
 from engine.eventlog_memory import InMemoryEventLog
+from engine.events import EventType
 from engine.projection import CatchUpTimeoutError, LogFold, LogProjection, Progress
 from engine.service import read_head
 from projector.batch import fold_batch
@@ -112,12 +115,15 @@ def test_resume_waits_only_for_a_projector_that_is_not_live(
     assert log.end_offsets() == before
 
 
+@pytest.mark.parametrize("applied_after_it", range(4))  # 0: not even the decision
 def test_a_repeated_decision_the_projector_has_not_applied_appends_nothing(
-        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection) -> None:
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection,
+        applied_after_it: int) -> None:
     app = _approval(cp)
     app.start("t", {})
-    lagging.at = log.end_offset(0)
-    app.resume("t", {"approved": True}, actor="a")  # the decision onwards stays unapplied
+    decision_at = log.end_offset(0)
+    app.resume("t", {"approved": True}, actor="a")
+    lagging.at = decision_at + applied_after_it  # the events from there on stay unapplied
     before = log.end_offsets()
 
     again = app.resume("t", {"approved": True}, actor="a")
@@ -139,3 +145,45 @@ def test_a_start_the_projector_has_not_applied_refuses_a_second_start(
         app.start("t", {})
     assert log.end_offsets() == before and lagging.waited == 0
 
+
+
+def test_a_tail_longer_than_the_scan_is_waited_for(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "_TAIL_SCAN", 3)
+    app = _approval(cp)
+    app.start("t", {})
+    interrupted_at = log.end_offset(0) - 1
+    for other in ("o1", "o2"):
+        app.start(other, {})  # more records than a command scans
+    lagging.at = interrupted_at  # t's Interrupted and all after it unapplied
+    before = log.end_offsets()
+
+    with pytest.raises(CatchUpTimeoutError, match="amber projector"):
+        app.resume("t", {"approved": True}, actor="a")
+    assert lagging.waited == 1 and log.end_offsets() == before
+
+
+def test_a_rival_that_lands_after_the_tail_was_read_wins_and_ours_is_refused(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _approval(cp)
+    app.start("t", {})
+    lagging.at = log.end_offset(0) - 1  # the Interrupted is folded from the tail
+    read_tail = log.tail
+
+    def tail_then_rival(partition: int, start: int, *, most: int) -> Tail:
+        found = read_tail(partition, start, most=most)
+        monkeypatch.setattr(log, "tail", read_tail)
+        app.resume("t", {"approved": False}, actor="rival")  # decides first, meanwhile
+        return found
+
+    monkeypatch.setattr(log, "tail", tail_then_rival)
+
+    with pytest.raises(ConflictError, match="first"):
+        app.resume("t", {"approved": True}, actor="a")
+    lagging.at = 10**9
+    assert cp.projection.require("t").status == "completed"
+    decisions = [c.event.actor for c in cp.projection.history("t")
+                 if c.event.type is EventType.DECISION_RECORDED]
+    assert decisions == ["rival"] and len(cp.projection.rejected("t")) == 1
