@@ -55,6 +55,8 @@ class Graph:
     def __init__(self, state_model: type[BaseModel], *, name: str | None = None) -> None:
         self.state_model = state_model
         self.name = name or state_model.__name__
+        if "\x00" in self.name:  # it would be in every event of the graph, which none may hold
+            raise GraphDefinitionError(f"graph name {self.name!r} holds a NUL character")
         self._nodes: dict[str, NodeSpec] = {}
         self._edges: dict[str, list[str]] = {}
         self._branches: dict[str, Branch] = {}

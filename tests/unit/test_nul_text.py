@@ -97,9 +97,11 @@ def test_a_node_failing_with_nul_in_its_message_is_recorded_failed() -> None:
     assert failed.error == res.error
 
 
-def test_a_node_name_with_nul_is_refused_when_the_graph_is_built() -> None:
-    with pytest.raises(GraphDefinitionError, match="NUL"):
+def test_a_graph_or_node_name_with_nul_is_refused_when_the_graph_is_built() -> None:
+    with pytest.raises(GraphDefinitionError, match="node name .* NUL"):
         Graph(_S).add_node("a\x00b", _raises_nul)
+    with pytest.raises(GraphDefinitionError, match="graph name .* NUL"):
+        Graph(_S, name="g\x00")
 
 
 def test_the_api_answers_it_as_invalid_input_should_one_slip_past_its_models() -> None:
