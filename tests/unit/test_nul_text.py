@@ -98,9 +98,9 @@ def test_a_node_failing_with_nul_in_its_message_is_recorded_failed() -> None:
 
 
 def test_a_graph_or_node_name_with_nul_is_refused_when_the_graph_is_built() -> None:
-    with pytest.raises(GraphDefinitionError, match="node name .* NUL"):
+    with pytest.raises(GraphDefinitionError, match=r"node name .* NUL"):
         Graph(_S).add_node("a\x00b", _raises_nul)
-    with pytest.raises(GraphDefinitionError, match="graph name .* NUL"):
+    with pytest.raises(GraphDefinitionError, match=r"graph name .* NUL"):
         Graph(_S, name="g\x00")
 
 
