@@ -142,6 +142,8 @@ def nul_field(record: Mapping[str, Any], prefix: str = "") -> str | None:
     reader therefore takes it for a dead letter (Event.from_record refuses it),
     and no writer seals one: all of them derive the same accepted history.
     """
+    if not _holds_nul(record):  # the hot path: every event every reader decodes
+        return None
     for name, value in record.items():
         if type(value) is str and _NUL in value:
             return prefix + name
@@ -150,6 +152,16 @@ def nul_field(record: Mapping[str, Any], prefix: str = "") -> str | None:
             if inner is not None:
                 return inner
     return None
+
+
+def _holds_nul(record: Mapping[str, Any]) -> bool:
+    """Whether any text of the record, or of a record inside it, holds NUL: one scan."""
+    texts = [v for v in record.values() if type(v) is str]
+    for inner in (v for v in record.values() if type(v) is dict):
+        if any(type(v) is dict for v in inner.values()):
+            return True  # deeper than the schema goes: let the field-by-field walk decide
+        texts += [v for v in inner.values() if type(v) is str]
+    return _NUL in "".join(texts)
 
 
 def derive_event_id(thread_id: str, seq: int, type_: EventType, node: str | None) -> str:
