@@ -43,6 +43,7 @@ bench: install
 	eval "$$(compose/stack up)" && $(BIN)/python -m bench.projector && \
 	  for c in kafka-python confluent; do AMBER_KAFKA_CLIENT=$$c $(BIN)/python -m bench.inline; done && \
 	  $(BIN)/python -m bench.inline --concurrency 4 --cold 0 && \
+	  $(BIN)/python -m bench.hitl_floor && \
 	  $(BIN)/python -m bench.workers
 
 clean:
