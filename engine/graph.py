@@ -24,6 +24,7 @@ from engine.state import StateSchema
 
 if TYPE_CHECKING:
     from engine.checkpointer import Checkpointer
+    from engine.projection import Checkpoint
     from engine.runner import InlineRunner, RunResult
 
 START = "__start__"
@@ -251,9 +252,15 @@ class CompiledGraph:
 
     invoke = run
 
-    def get_state(self, thread_id: str, seq: int | None = None, *,
+    def get_state(self, config: dict[str, Any] | str, seq: int | None = None, *,
                   checkpointer: Checkpointer | None = None) -> dict[str, Any]:
-        return self.runner(checkpointer).get_state(thread_id, seq)
+        """The thread's state after `seq` (default: its head)."""
+        return self.runner(checkpointer).get_state(thread_of(config), seq)
+
+    def history(self, config: dict[str, Any] | str, *,
+                checkpointer: Checkpointer | None = None) -> list[Checkpoint]:
+        """The thread's accepted events, oldest first: each a checkpoint (state after it)."""
+        return self.runner(checkpointer).history(thread_of(config))
 
 
 def thread_of(config: dict[str, Any] | str | None) -> str:

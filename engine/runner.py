@@ -17,6 +17,7 @@ from engine.events import ErrorInfo
 from engine.executor import execute
 from engine.graph import CompiledGraph
 from engine.projection import Checkpoint
+from engine.reads import thread_history, thread_state
 from engine.service import Cursor, ThreadService, interrupt_dict
 
 
@@ -68,12 +69,12 @@ class InlineRunner:
         return self._drive(self.threads.load(thread_id), confirm=True)
 
     def get_state(self, thread_id: str, seq: int | None = None) -> dict[str, Any]:
-        self.threads.catch_up(thread_id)
-        return self.cp.projection.get_state(thread_id, seq)
+        """State after `seq` (default: the head), everything this process wrote included."""
+        return thread_state(self.cp, thread_id, seq)
 
     def history(self, thread_id: str) -> list[Checkpoint]:
-        self.threads.catch_up(thread_id)
-        return self.cp.projection.history(thread_id, limit=1_000_000)
+        """Every accepted event of the thread, oldest first, likewise."""
+        return thread_history(self.cp, thread_id)
 
     def _drive(self, cursor: Cursor, *, confirm: bool = False) -> RunResult:
         """Step until the thread halts. Worker-mode threads are left to the workers."""

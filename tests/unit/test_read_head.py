@@ -17,7 +17,14 @@ from engine.errors import ConflictError, ThreadExistsError, ThreadNotWaitingErro
 from engine.eventlog import Tail
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import EventType
-from engine.projection import CatchUpTimeoutError, LogFold, LogProjection, Progress
+from engine.projection import (
+    CatchUpTimeoutError,
+    CheckpointNotFoundError,
+    LogFold,
+    LogProjection,
+    Progress,
+    folded_state,
+)
 from engine.service import read_head
 from projector.batch import fold_batch
 from projector.rows import row_event
@@ -187,3 +194,22 @@ def test_a_rival_that_lands_after_the_tail_was_read_wins_and_ours_is_refused(
     decisions = [c.event.actor for c in cp.projection.history("t")
                  if c.event.type is EventType.DECISION_RECORDED]
     assert decisions == ["rival"] and len(cp.projection.rejected("t")) == 1
+
+
+@pytest.mark.parametrize("cut", range(0, 9, 2))
+def test_state_and_history_include_what_the_projector_has_yet_to_apply(
+        cp: Checkpointer, log: InMemoryEventLog, lagging: LaggingProjection, cut: int) -> None:
+    app = _approval(cp)
+    app.start("t", {})
+    app.resume("t", {"approved": True}, actor="a")
+    lagging.at = cut
+    truth = LogFold().add_all(log.read(0)).checkpoints["t"]
+
+    assert [c.event for c in app.history("t")] == [c.event for c in truth]
+    assert app.get_state("t") == folded_state(truth)
+    for seq in range(len(truth)):
+        assert app.get_state({"configurable": {"thread_id": "t"}}, seq) == \
+            folded_state(truth[:seq + 1])
+    with pytest.raises(CheckpointNotFoundError):
+        app.get_state("t", len(truth))
+    assert lagging.waited == 0 and app.history("never") == []
