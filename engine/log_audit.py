@@ -65,9 +65,14 @@ def _windows(log: EventLog, partition: int, start: int, end: int, *,
 
 def thread_records(log: EventLog, thread_id: str, start: int, end: int,
                    on_progress: Progress | None = None) -> Iterator[Delivery]:
-    """The thread's records of its partition from `start` below `end`, in log order."""
+    """The thread's records of its partition from `start` below `end`, in log order.
+
+    As the projector reads them: an event belongs to the thread it names, whatever
+    its key; a record that is not an event, to its key.
+    """
     records = _windows(log, log.partition_of(thread_id), start, end, on_progress=on_progress)
-    return (d for d in records if d.key == thread_id)
+    return (d for d in records
+            if (d.key if d.event is None else d.event.thread_id) == thread_id)
 
 
 def audit_thread(log: EventLog, thread_id: str, *,

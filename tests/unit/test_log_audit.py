@@ -8,9 +8,11 @@ import pytest
 
 from engine import log_audit
 from engine.checkpointer import Checkpointer
+from engine.eventlog import encode_event
 from engine.eventlog_memory import InMemoryEventLog
 from engine.ledger import ThreadView
 from engine.projection import LogProjection, RejectedEvent, ThreadNotFoundError
+from projector.batch import fold_batch
 from tests.factories import ThreadWriter, raced_thread, thread_events
 
 
@@ -199,3 +201,18 @@ def test_many_missing_dead_letters_are_counted_past_the_first_few() -> None:
     assert verdict.partitions == {partition: [
         *(f"dead letter at {partition}:{o} on the log only" for o in offsets[:5]),
         "… and 3 more dead letters on the log only"]}
+
+
+def test_an_event_under_another_key_belongs_to_the_thread_it_names_as_for_the_projector(
+        ) -> None:
+    log = InMemoryEventLog(partitions=1)
+    w = ThreadWriter("named")
+    log.append([w.start()])
+    log.append_raw("a-different-key", encode_event(w.step()))  # a foreign producer's key
+    log.append([w.step()])
+
+    audit = log_audit.audit_thread(log, "named")
+
+    projected = fold_batch(list(log.read(0)), lambda _t: None)
+    assert [c.event for c in audit.accepted] == w.events
+    assert audit.view == projected.views["named"]
