@@ -203,8 +203,8 @@ def test_many_missing_dead_letters_are_counted_past_the_first_few() -> None:
         "… and 3 more dead letters on the log only"]}
 
 
-def test_an_event_under_another_key_belongs_to_the_thread_it_names_as_for_the_projector(
-        ) -> None:
+def test_an_event_under_another_key_belongs_to_the_thread_it_names() -> None:
+    # as for the projector, which goes by the event's thread_id
     log = InMemoryEventLog(partitions=1)
     w = ThreadWriter("named")
     log.append([w.start()])
