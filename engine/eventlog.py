@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from engine.errors import EventDecodeError, LogUnavailableError
+from engine.errors import EventDecodeError, LogUnavailableError, SettingsError
 from engine.events import Event
 from engine.partitioning import partition_for
 from schemas import default_codec
@@ -195,6 +195,20 @@ class EventLog(ABC):
         for delivery in self.read(self.partition_of(thread_id)):
             if delivery.key == thread_id:
                 yield delivery
+
+
+def require_partitions(topic: str, configured: int, found: int | None) -> None:
+    """SettingsError unless the topic has exactly AMBER_PARTITIONS partitions
+    (`found` None: the topic does not exist yet, and ensure_topic makes it so).
+
+    Every process puts a thread on partition murmur2(thread_id) % AMBER_PARTITIONS
+    and reads that many partitions. One that counts otherwise writes threads where
+    the others never look, and a projector of it skips partitions for good.
+    """
+    if found is not None and found != configured:
+        raise SettingsError("AMBER_PARTITIONS", f"is {configured}, but topic {topic} has "
+                                                f"{found} partitions: every process must use "
+                                                "the topic's count")
 
 
 def await_visible(partitions: Callable[[], int], topic: str, timeout_s: float) -> None:

@@ -41,6 +41,7 @@ from engine.eventlog import (
     Tail,
     await_visible,
     decode_delivery,
+    require_partitions,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
 from engine.settings import Compression, checked_compression
@@ -128,13 +129,19 @@ class KafkaEventLog(EventLog):
         if failed is not None and failed[0] >= asked:
             raise failed[1]
         try:
-            return DirectClient(topic=self.topic, timeout_s=self._ack_timeout_s,
-                                compression=self._compression, **self._common())
+            client = DirectClient(topic=self.topic, timeout_s=self._ack_timeout_s,
+                                  compression=self._compression, **self._common())
         except KafkaError as e:
             error = _translate(e, "connecting to Kafka")
             if background:
                 self._connect_error = (time.monotonic(), error)
             raise error from e
+        try:
+            require_partitions(self.topic, self.partitions, client.partition_count())
+        except SettingsError:
+            client.close()
+            raise
+        return client
 
     def ensure_topic(self) -> None:
         """Create the topic (N partitions, never expiring) unless it exists."""

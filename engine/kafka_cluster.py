@@ -49,6 +49,11 @@ class ClusterView:
         if future.failed():
             raise future.exception
 
+    def partition_count(self) -> int | None:
+        """How many partitions the topic has, as last loaded; None if it was not found."""
+        known = self._client.cluster.partitions_for_topic(self.topic)
+        return None if known is None else len(known)
+
     def leader(self, partition: int) -> int | None:
         node = self._client.cluster.leader_for_partition(TopicPartition(self.topic, partition))
         return None if node is None or node < 0 else int(node)

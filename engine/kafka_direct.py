@@ -132,6 +132,10 @@ class DirectClient:
             if not keep:
                 lane.close()
 
+    def partition_count(self) -> int | None:
+        """The topic's partitions as loaded when connecting; None if it did not exist yet."""
+        return self._cluster.partition_count()
+
     def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
         """Append (partition, key, value) records in order; the offset of each, once acked."""
         with self._lane() as lane:

@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from kafka.errors import KafkaConfigurationError
 
 from engine import kafka_wire
-from engine.errors import EventLogError, LogUnavailableError
+from engine.errors import EventLogError, LogUnavailableError, SettingsError
 from engine.eventlog_kafka import FETCH_BYTES, KafkaEventLog
 from engine.kafka_direct import BATCH_BYTES, DirectClient
 from tests.processes import free_port
@@ -251,14 +252,27 @@ def test_a_partition_past_the_topics_count_is_a_permanent_error_at_once(
     key = next(f"t-wide-{i}" for i in range(1000) if wider.partition_of(f"t-wide-{i}") >= 12)
     began = time.monotonic()
     try:
-        with pytest.raises(EventLogError) as caught:
+        # refused when connecting, before any partition is asked for
+        with pytest.raises(SettingsError, match=r"AMBER_PARTITIONS.* has 12 partitions"):
             wider.append_raw(key, b"x")
     finally:
         wider.close()
 
-    assert not caught.value.retryable
-    assert "has 12 partitions" in str(caught.value)
     assert time.monotonic() - began < 5  # not retried until the 10 s timeout
+
+
+def test_the_client_asked_for_a_partition_past_the_topics_count_fails_at_once(
+        stack: Endpoints, log: KafkaEventLog) -> None:
+    # e.g. the topic lost partitions under a running process (recreated smaller)
+    client = DirectClient(topic=log.topic, client_id="amber-test", timeout_s=10.0,
+                          bootstrap_servers=stack.kafka_bootstrap)
+    began = time.monotonic()
+    try:
+        with pytest.raises(KafkaConfigurationError, match="has 12 partitions"):
+            client.send([(12, b"t-wide", b"x")])
+    finally:
+        client.close()
+    assert time.monotonic() - began < 5
 
 
 def test_a_missing_topic_is_named_when_the_ack_timeout_runs_out(

@@ -14,7 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from engine.acceptance import accepted_history
 from engine.delta import State, set_op
-from engine.errors import EventLogError, LogUnavailableError
+from engine.errors import EventLogError, LogUnavailableError, SettingsError
 from engine.eventlog import Delivery
 from engine.eventlog_confluent import ConfluentEventLog
 from engine.eventlog_kafka import KafkaEventLog
@@ -150,6 +150,24 @@ def test_a_dead_broker_is_a_typed_retryable_error_not_a_hang(adapter: str, opera
     assert isinstance(caught.value, LogUnavailableError)
     assert caught.value.retryable
     assert time.monotonic() - began < 15  # bounded by the ack timeout, not kafka's 30 s default
+
+
+@pytest.mark.parametrize("adapter", ["kafka-python", "confluent"])
+@pytest.mark.parametrize("counted", [6, 24])
+def test_a_process_counting_other_partitions_than_the_topic_is_refused_and_writes_nothing(
+        adapter: str, counted: int, stack: Endpoints, real_log: RealLog) -> None:
+    # one such process would put threads where the others never read
+    kind = ConfluentEventLog if adapter == "confluent" else KafkaEventLog
+    wrong = kind(bootstrap=stack.kafka_bootstrap, topic=real_log.topic, partitions=counted)
+    expected = rf"AMBER_PARTITIONS.* is {counted}, but topic .* has 12 partitions"
+    try:
+        with pytest.raises(SettingsError, match=expected):
+            wrong.append(chain("t-miscounted", 1))
+        with pytest.raises(SettingsError, match=expected):
+            wrong.end_offsets()
+    finally:
+        wrong.close()
+    assert set(real_log.end_offsets().values()) == {0}
 
 
 def _wordy_thread(thread_id: str, n: int) -> list[Event]:
