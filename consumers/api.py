@@ -227,4 +227,5 @@ def app_from_env(refs: list[str] | None = None) -> tuple[FastAPI, Checkpointer]:
     auth = AuthConfig.from_env()
     graphs = [load_graph(ref) for ref in graph_refs(refs or [])]
     cp = AmberCheckpointer.from_settings(settings, role="api", pool_size=_API_POOL)
+    cp.log.check_partitions()  # a miscounted server fails at startup, not on every request
     return create_app(cp=cp, graphs=graphs, auth=auth), cp

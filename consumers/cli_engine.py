@@ -134,6 +134,7 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     settings = Settings.from_env()
     compiled = {g.name: g for g in (load_graph(ref) for ref in graphs)}
     cp = AmberCheckpointer.from_settings(settings, role="worker")
+    cp.log.check_partitions()  # before joining the group: fail here, plainly
     chosen = group or group_id_for(compiled, settings.topic_prefix)
     consumer = group_consumer(settings, GroupOptions(
         bootstrap=settings.kafka_bootstrap, group=chosen, topic=settings.events_topic))

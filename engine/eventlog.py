@@ -144,6 +144,11 @@ class EventLog(ABC):
         `gather_ms` instead of one per record, at the price of that much delay.
         """
 
+    def check_partitions(self) -> None:  # noqa: B027 — only topics on a broker can differ
+        """SettingsError unless the topic has exactly `partitions` partitions
+        (require_partitions). Adapters check on first use anyway; long-lived
+        processes call this at startup to fail there, not on every request."""
+
     def connect_soon(self, *, writes: bool = True) -> None:  # noqa: B027 — lazy adapters only
         """Start connecting in the background, so the first call need not wait for it.
 

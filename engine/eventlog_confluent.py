@@ -329,6 +329,9 @@ class ConfluentEventLog(EventLog):
         if writes:
             self._get_producer()
 
+    def check_partitions(self) -> None:
+        self._require_partitions()
+
     def _require_partitions(self) -> None:
         """Once per log (one metadata request): the topic has AMBER_PARTITIONS partitions."""
         if self._partitions_known:

@@ -80,6 +80,7 @@ class KafkaEventLog(EventLog):
         self._client_id = client_id
         self._direct_client: DirectClient | None = None
         self._connect_error: tuple[float, EventLogError] | None = None  # connect_soon's failure
+        self._partitions_known = False  # the topic's count was checked (require_partitions)
         self._closed = False  # set by close(): a late background connect then gives up
         self._lock = threading.Lock()  # guards the direct client's creation
 
@@ -110,10 +111,21 @@ class KafkaEventLog(EventLog):
         with contextlib.suppress(Exception):  # the first call that needs Kafka reports it
             self._direct(background=True)
 
+    def check_partitions(self) -> None:
+        self._direct()
+
     def _direct(self, *, background: bool = False) -> DirectClient:
-        client = self._direct_client
-        if client is not None:
-            return client
+        client = self._direct_client or self._connected(background=background)
+        if not self._partitions_known:
+            # From the metadata loaded when connecting; asked again only while the topic
+            # was missing, so that one made later by another process is checked too.
+            found = client.partition_count()
+            found = found if found is not None else client.partition_count(reload=True)
+            require_partitions(self.topic, self.partitions, found)
+            self._partitions_known = found is not None
+        return client
+
+    def _connected(self, *, background: bool) -> DirectClient:
         asked = time.monotonic()
         with self._lock:
             if background and self._closed:  # closed while this thread was starting
@@ -129,19 +141,13 @@ class KafkaEventLog(EventLog):
         if failed is not None and failed[0] >= asked:
             raise failed[1]
         try:
-            client = DirectClient(topic=self.topic, timeout_s=self._ack_timeout_s,
-                                  compression=self._compression, **self._common())
+            return DirectClient(topic=self.topic, timeout_s=self._ack_timeout_s,
+                                compression=self._compression, **self._common())
         except KafkaError as e:
             error = _translate(e, "connecting to Kafka")
             if background:
                 self._connect_error = (time.monotonic(), error)
             raise error from e
-        try:
-            require_partitions(self.topic, self.partitions, client.partition_count())
-        except SettingsError:
-            client.close()
-            raise
-        return client
 
     def ensure_topic(self) -> None:
         """Create the topic (N partitions, never expiring) unless it exists."""

@@ -155,13 +155,14 @@ def nul_field(record: Mapping[str, Any], prefix: str = "") -> str | None:
 
 
 def _holds_nul(record: Mapping[str, Any]) -> bool:
-    """Whether any text of the record, or of a record inside it, holds NUL: one scan."""
+    """Whether any text of the record, or of a record inside it, holds NUL (no copies:
+    a snapshot may be hundreds of KB)."""
     texts = [v for v in record.values() if type(v) is str]
     for inner in (v for v in record.values() if type(v) is dict):
         if any(type(v) is dict for v in inner.values()):
             return True  # deeper than the schema goes: let the field-by-field walk decide
         texts += [v for v in inner.values() if type(v) is str]
-    return _NUL in "".join(texts)
+    return any(_NUL in text for text in texts)
 
 
 def derive_event_id(thread_id: str, seq: int, type_: EventType, node: str | None) -> str:

@@ -132,8 +132,12 @@ class DirectClient:
             if not keep:
                 lane.close()
 
-    def partition_count(self) -> int | None:
-        """The topic's partitions as loaded when connecting; None if it did not exist yet."""
+    def partition_count(self, *, reload: bool = False) -> int | None:
+        """The topic's partitions as last loaded (`reload`: ask the broker again first);
+        None while the topic does not exist."""
+        if reload:
+            with contextlib.suppress(Errors.KafkaError):  # the caller's next call says why
+                self._cluster.refresh(time.monotonic() + self._lane_args[2])
         return self._cluster.partition_count()
 
     def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:

@@ -84,6 +84,12 @@ def _fold_state(before: State, event: Event) -> tuple[State, str | None]:
     return after, None
 
 
+def state_after(before: State, event: Event) -> State:
+    """The state after an accepted `event`, as the fold of a view makes it (a delta
+    that does not apply leaves it unchanged; the view is marked, see advance)."""
+    return _fold_state(before, event)[0]
+
+
 def advance(view: ThreadView | None, event: Event, *,
             sealed_from: State | None = None) -> Outcome:
     """Apply `event` to `view` if the acceptance rule lets it in.

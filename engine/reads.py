@@ -9,7 +9,8 @@ invoke). A projector that is not moving is waited for, as by every command.
 from __future__ import annotations
 
 from engine.checkpointer import Checkpointer
-from engine.delta import State, fold
+from engine.delta import State
+from engine.ledger import state_after
 from engine.projection import Checkpoint, CheckpointNotFoundError, ThreadNotFoundError
 from engine.service import read_head
 
@@ -29,7 +30,7 @@ def thread_state(cp: Checkpointer, thread_id: str, seq: int | None = None) -> St
         return cp.projection.get_state(thread_id, seq)
     state = cp.projection.get_state(thread_id, first - 1) if first > 0 else {}
     for c in found.recent[:seq - first + 1]:
-        state = fold(state, c.event.ops())
+        state = state_after(state, c.event)  # as the projector's historical read folds
     return state
 
 

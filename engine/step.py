@@ -177,8 +177,8 @@ def decision(frame: StepFrame, head: Event, value: Any, actor: str, reason: str 
 def failed(frame: StepFrame, node: str, error: BaseException, attempts: int) -> Draft:
     # escaped: a NUL in an exception's text must not keep the failure from the log
     message = str(error)[:4000].replace("\x00", "\\x00")
-    info = ErrorInfo(type=type(error).__name__, message=message, retryable=False,
-                     attempts=attempts)
+    kind = type(error).__name__.replace("\x00", "\\x00")
+    info = ErrorInfo(type=kind, message=message, retryable=False, attempts=attempts)
     return frame.draft(EventType.NODE_FAILED, node, [], frame.view.state, error=info,
                        route={"next": node})
 

@@ -131,6 +131,7 @@ class Projector:
         """Connect, migrate, take the group lock, load the committed positions."""
         if self._store is not None:
             return
+        self._log.check_partitions()  # else it would skip partitions for good, silently
         store = ProjectionStore(database_url=self._url, topic=self._log.topic,
                                 group=self.config.group)
         try:

@@ -170,6 +170,36 @@ def test_a_process_counting_other_partitions_than_the_topic_is_refused_and_write
     assert set(real_log.end_offsets().values()) == {0}
 
 
+@pytest.mark.parametrize("adapter", ["kafka-python", "confluent"])
+def test_a_topic_made_by_another_process_after_connecting_is_checked_too(
+        adapter: str, stack: Endpoints, topic_prefix: str) -> None:
+    kind = ConfluentEventLog if adapter == "confluent" else KafkaEventLog
+    topic = f"{topic_prefix}.events"
+    early = kind(bootstrap=stack.kafka_bootstrap, topic=topic, partitions=6)
+    maker = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=topic)
+    try:
+        early.check_partitions()  # no topic yet: nothing to compare
+        maker.ensure_topic()  # 12 partitions
+        with pytest.raises(SettingsError, match=r"is 6, but topic .* has 12 partitions"):
+            early.append(chain("t-early", 1))
+        assert set(maker.end_offsets().values()) == {0}
+    finally:
+        early.close()
+        maker.close()
+
+
+def test_a_projector_counting_other_partitions_refuses_to_start(
+        stack: Endpoints, real_log: RealLog, pg_url: str) -> None:
+    from projector.runner import Projector
+
+    narrow = KafkaEventLog(bootstrap=stack.kafka_bootstrap, topic=real_log.topic, partitions=6)
+    try:
+        with pytest.raises(SettingsError, match="AMBER_PARTITIONS"):
+            Projector(log=narrow, database_url=pg_url).open()
+    finally:
+        narrow.close()
+
+
 def _wordy_thread(thread_id: str, n: int) -> list[Event]:
     """Events carrying ~20 KB of prose each: what model output in a state looks like."""
     rng = random.Random(7)
