@@ -25,6 +25,7 @@ from engine.errors import (
     StateValidationError,
     ThreadExistsError,
     ThreadNotWaitingError,
+    UnstorableTextError,
 )
 from engine.eventlog import Position, Tail
 from engine.events import Event, EventType
@@ -78,7 +79,7 @@ def catch_up(cp: Checkpointer, thread_id: str) -> int:
     Returns the end offset of the thread's partition, below which that holds;
     CatchUpTimeoutError after cp.catchup_timeout_s.
     """
-    partition = cp.log.partition_of(thread_id)
+    partition = _partition(cp, thread_id)
     progress = cp.projection.progress(partition)
     tail = _tail(cp, partition, progress)
     if _behind(progress, tail, thread_id):
@@ -91,6 +92,7 @@ def thread_graph(cp: Checkpointer, thread_id: str) -> ThreadGraph:
 
     A thread never changes graph, so a projection that knows the thread at all knows it.
     """
+    _partition(cp, thread_id)
     found = cp.projection.thread_graph(thread_id)
     if found is None:
         catch_up(cp, thread_id)
@@ -120,7 +122,7 @@ def read_head(cp: Checkpointer, thread_id: str) -> Head:
     (a resume right after an interrupt then waits for nobody); otherwise the
     projector is waited for, and the row read again.
     """
-    partition = cp.log.partition_of(thread_id)
+    partition = _partition(cp, thread_id)
     found = cp.projection.thread_head(thread_id, partition)
     tail = _tail(cp, partition, found.progress)
     if tail.records is not None:
@@ -128,6 +130,14 @@ def read_head(cp: Checkpointer, thread_id: str) -> Head:
     cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
     again = cp.projection.thread_head(thread_id, partition)
     return Head(view=again.view, head=again.head, end=tail.end)
+
+
+def _partition(cp: Checkpointer, thread_id: str) -> int:
+    """The thread's partition; no event can name a thread whose id holds NUL."""
+    if "\x00" in thread_id:
+        raise UnstorableTextError(f"thread id {thread_id!r} holds a NUL character, which no "
+                                  "reader can store")
+    return cp.log.partition_of(thread_id)
 
 
 def _tail(cp: Checkpointer, partition: int, progress: Progress) -> Tail:

@@ -108,3 +108,14 @@ def test_the_api_answers_it_as_invalid_input_should_one_slip_past_its_models() -
     from consumers.api_errors import classify
 
     assert classify(UnstorableTextError("field 'reason' holds a NUL")) == (422, "invalid_input")
+
+
+def test_a_thread_id_with_nul_is_refused_before_anything_is_read_or_appended() -> None:
+    log = InMemoryEventLog(partitions=1)
+    app = approval_graph(interrupt_before=["review"],
+                         checkpointer=Checkpointer(log=log, projection=LogProjection(log)))
+    for call in (lambda: app.start("t\x00", {}), lambda: app.get_state("t\x00"),
+                 lambda: app.resume("t\x00", {"approved": True}, actor="a")):
+        with pytest.raises(UnstorableTextError, match="thread id"):
+            call()
+    assert log.end_offsets() == {0: 0}
