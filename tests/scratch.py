@@ -160,13 +160,28 @@ def create_database(admin_url: str, name: str) -> str:
     return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
-def drop_database(admin_url: str, name: str) -> None:
+def drop_database(admin_url: str, name: str, *, patience_s: float = 60.0) -> None:
+    """DROP DATABASE … WITH (FORCE), tried again while an autovacuum worker is inside.
+
+    Autovacuum runs as the superuser, whom FORCE cannot end for a lesser role; a
+    freshly migrated database often has one inside for a moment.
+    """
+    import time
+
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(name)))
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 @contextlib.contextmanager
