@@ -97,6 +97,7 @@ class EventLog(ABC):
         self.partitions = partitions
         self._adhoc: LogReader | None = None  # the one cursor read() reuses
         self._read_lock = threading.Lock()
+        self._partitions_known = False  # the topic's count was checked (check_partitions)
 
     def partition_of(self, thread_id: str) -> int:
         return partition_for(thread_id, self.partitions)
@@ -144,10 +145,22 @@ class EventLog(ABC):
         `gather_ms` instead of one per record, at the price of that much delay.
         """
 
-    def check_partitions(self) -> None:  # noqa: B027 — only topics on a broker can differ
+    def check_partitions(self) -> None:
         """SettingsError unless the topic has exactly `partitions` partitions
-        (require_partitions). Adapters check on first use anyway; long-lived
-        processes call this at startup to fail there, not on every request."""
+        (require_partitions). Adapters check on first use; long-lived processes
+        call this at startup to fail there, not on every request. Until the topic
+        exists, each call asks again, so one made later by another process is
+        checked too."""
+        if self._partitions_known:
+            return
+        found = self._topic_partitions()
+        require_partitions(self.topic, self.partitions, found)
+        self._partitions_known = found is not None
+
+    def _topic_partitions(self) -> int | None:
+        """How many partitions the topic has; None if it does not exist (or, as for
+        logs on no broker, there is nothing to compare)."""
+        return None
 
     def connect_soon(self, *, writes: bool = True) -> None:  # noqa: B027 — lazy adapters only
         """Start connecting in the background, so the first call need not wait for it.

@@ -47,7 +47,6 @@ from engine.eventlog import (
     Position,
     await_visible,
     decode_delivery,
-    require_partitions,
 )
 from engine.settings import Compression, checked_compression
 
@@ -139,7 +138,6 @@ class ConfluentEventLog(EventLog):
         self._producer: Producer | None = None
         self._admin: AdminClient | None = None
         self._watermarks: Consumer | None = None
-        self._partitions_known = False  # the topic's count was checked (_require_partitions)
         self._lock = threading.Lock()  # lazy creation and close
         # Delivery reports are served by one appending thread at a time (the poller); the
         # others sleep on their batch's event until it completes or the poller hands over.
@@ -214,7 +212,7 @@ class ConfluentEventLog(EventLog):
     def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
         if not records:
             return []
-        self._require_partitions()
+        self.check_partitions()
         producer = self._get_producer()
         doing = f"appending {len(records)} record(s)"
         # message.timeout.ms guarantees a report (maybe _MSG_TIMED_OUT) by then; the grace
@@ -297,7 +295,7 @@ class ConfluentEventLog(EventLog):
     def end_offsets(self) -> dict[int, int]:
         # One ListOffsets request for every partition (per-partition watermark queries
         # cost a round trip each: ~9x slower for 12 partitions).
-        self._require_partitions()
+        self.check_partitions()
         admin = self._get_admin()
         request = {TopicPartition(self.topic, p): _LATEST for p in range(self.partitions)}
 
@@ -314,7 +312,7 @@ class ConfluentEventLog(EventLog):
     def end_offset(self, partition: int) -> int:
         # Every resume asks for its thread's partition. A watermark query blocks in
         # librdkafka; the admin client's futures cost two thread hand-offs (~0.4 ms).
-        self._require_partitions()
+        self.check_partitions()
         tp = TopicPartition(self.topic, partition)
 
         def high(timeout_s: float) -> int:
@@ -329,16 +327,8 @@ class ConfluentEventLog(EventLog):
         if writes:
             self._get_producer()
 
-    def check_partitions(self) -> None:
-        self._require_partitions()
-
-    def _require_partitions(self) -> None:
-        """Once per log (one metadata request): the topic has AMBER_PARTITIONS partitions."""
-        if self._partitions_known:
-            return
-        found = self._partition_count(self._get_watermarks()) or None  # None: no topic yet
-        require_partitions(self.topic, self.partitions, found)
-        self._partitions_known = found is not None
+    def _topic_partitions(self) -> int | None:
+        return self._partition_count(self._get_watermarks()) or None  # one metadata request
 
     def _get_watermarks(self) -> Consumer:
         with self._lock:

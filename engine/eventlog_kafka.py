@@ -41,7 +41,6 @@ from engine.eventlog import (
     Tail,
     await_visible,
     decode_delivery,
-    require_partitions,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
 from engine.settings import Compression, checked_compression
@@ -80,7 +79,6 @@ class KafkaEventLog(EventLog):
         self._client_id = client_id
         self._direct_client: DirectClient | None = None
         self._connect_error: tuple[float, EventLogError] | None = None  # connect_soon's failure
-        self._partitions_known = False  # the topic's count was checked (require_partitions)
         self._closed = False  # set by close(): a late background connect then gives up
         self._lock = threading.Lock()  # guards the direct client's creation
 
@@ -111,19 +109,16 @@ class KafkaEventLog(EventLog):
         with contextlib.suppress(Exception):  # the first call that needs Kafka reports it
             self._direct(background=True)
 
-    def check_partitions(self) -> None:
-        self._direct()
-
     def _direct(self, *, background: bool = False) -> DirectClient:
         client = self._direct_client or self._connected(background=background)
-        if not self._partitions_known:
-            # From the metadata loaded when connecting; asked again only while the topic
-            # was missing, so that one made later by another process is checked too.
-            found = client.partition_count()
-            found = found if found is not None else client.partition_count(reload=True)
-            require_partitions(self.topic, self.partitions, found)
-            self._partitions_known = found is not None
+        self.check_partitions()
         return client
+
+    def _topic_partitions(self) -> int | None:
+        # From the metadata loaded when connecting; asked again while the topic is missing
+        client = self._direct_client or self._connected(background=False)
+        found = client.partition_count()
+        return found if found is not None else client.partition_count(reload=True)
 
     def _connected(self, *, background: bool) -> DirectClient:
         asked = time.monotonic()
