@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.stack import ROOT
-
+# Not tests.stack's ROOT: that module imports pytest, and benches import this one.
+ROOT = Path(__file__).resolve().parents[1]
 AMBER = [sys.executable, "-m", "consumers"]  # the `amber` command of this checkout
 
 # setpriv (util-linux) execs the command with a parent-death signal set: no code
