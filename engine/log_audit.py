@@ -8,7 +8,6 @@ once it caught up with the log read.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -138,7 +137,7 @@ def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> Topi
     projection caught up to the log's end. Threads that moved during the sweep
     are verified again, alone."""
     ends = cp.log.end_offsets()
-    _await_projection(cp, ends)
+    cp.projection.wait_for_offsets(ends, timeout_s=cp.catchup_timeout_s)
     projected = _projected_ids(cp.projection, cp.log)
     tally, done, total = _Tally(), 0, sum(ends.values())
     for partition, end in sorted(ends.items()):
@@ -151,14 +150,6 @@ def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> Topi
     for thread_id, seed in tally.moved.items():
         tally.record(thread_id, verify(cp, thread_id, folded_to=seed).differences)
     return tally.verdict()
-
-
-def _await_projection(cp: Checkpointer, ends: dict[int, int]) -> None:
-    """Every partition projected up to `ends`, all within one catch-up timeout."""
-    deadline = time.monotonic() + cp.catchup_timeout_s
-    for partition, end in ends.items():
-        left = max(0.0, deadline - time.monotonic())
-        cp.projection.wait_for_offset(partition, end, timeout_s=left)
 
 
 @dataclass(slots=True)

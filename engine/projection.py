@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -140,6 +140,13 @@ class ProjectionReader(ABC):
                     f"projection of partition {partition} has not reached offset {offset} "
                     f"within {timeout_s:g}s (is `amber projector` running?)")
             time.sleep(0.005)
+
+    def wait_for_offsets(self, ends: Mapping[int, int], *, timeout_s: float) -> None:
+        """wait_for_offset for every partition in `ends`, all within one deadline
+        (adapters that can, wait for them together)."""
+        deadline = time.monotonic() + timeout_s
+        for partition, end in ends.items():
+            self.wait_for_offset(partition, end, timeout_s=max(0.0, deadline - time.monotonic()))
 
     def get_state(self, thread_id: str, seq: int | None = None) -> State:
         """State after `seq` (default: the head); rebuilt from the checkpoints."""
