@@ -300,5 +300,4 @@ class LogProjection(ProjectionReader):
 
     def dead_letter_offsets(self, partition: int, *, below: int) -> list[int]:
         end = min(below, self._log.end_offset(partition))  # reading past the end would wait
-        folded = LogFold().add_all(self._log.read(partition, 0, end))
-        return [p.offset for p in folded.dead_letters]
+        return [d.position.offset for d in self._log.read(partition, 0, end) if d.event is None]

@@ -154,22 +154,25 @@ def _behind(progress: Progress, tail: Tail, thread_id: str) -> bool:
     """Whether the unprojected records may hold one of the thread's events."""
     if progress.next_offset >= tail.end:
         return False
-    if tail.records is None:
-        return True
-    # An undecodable record is a dead letter: never applied, it cannot move a head.
-    return any(d.event is not None and d.event.thread_id == thread_id for d in tail.records)
+    return tail.records is None or any(True for _ in _own_events(tail, thread_id))
+
+
+def _own_events(tail: Tail, thread_id: str) -> Iterator[tuple[Event, Position]]:
+    """The thread's events among the tail's records. An undecodable record is a
+    dead letter: never applied, it cannot move a head."""
+    for d in tail.records or ():
+        if d.event is not None and d.event.thread_id == thread_id:
+            yield d.event, d.position
 
 
 def _folded(found: ThreadHead, tail: Tail, thread_id: str) -> Head:
     """The projection's head with the thread's events from `tail` folded on, as the
     projector will: rejected events and dead letters leave the head where it is."""
     view, head, recent = found.view, found.head, []
-    for d in tail.records or ():
-        if d.event is None or d.event.thread_id != thread_id:
-            continue
-        outcome = advance(view, d.event)
+    for event, position in _own_events(tail, thread_id):
+        outcome = advance(view, event)
         if outcome.rejection is None:
-            view, head = outcome.view, Checkpoint(event=d.event, position=d.position)
+            view, head = outcome.view, Checkpoint(event=event, position=position)
             recent.append(head)
     return Head(view=view, head=head, end=tail.end, recent=tuple(recent))
 
