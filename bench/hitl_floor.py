@@ -21,13 +21,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench._inline.amber_stack import AmberStack
-from bench._inline.common import claim_run, emit, machine, versions
+from bench._inline.common import claim_run, emit, machine, run_items, versions
 from engine.checkpointer import Checkpointer
 from engine.events import Event
 
@@ -54,11 +53,9 @@ def ports_only(cp: Checkpointer, thread: str, batches: Batches) -> None:
 
 
 def timed(run: Callable[[str], None], threads: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of `run` over `threads`."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    for thread in threads:
-        run(thread)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    """Wall seconds of `run` over `threads`, and the calling thread's CPU seconds."""
+    done = run_items(threads, run)
+    return done["wall_s"], done["thread_cpu_s"]
 
 
 class Sides:

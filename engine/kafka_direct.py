@@ -109,6 +109,7 @@ class DirectClient:
         except BaseException:
             self._cluster.close()
             raise
+        self._timeout_s = timeout_s
         self._lane_args = (self._cluster, client_id, timeout_s, codec)
         self._idle: list[_Lane] = []
         self._closed = False
@@ -137,7 +138,7 @@ class DirectClient:
         None while the topic does not exist."""
         if reload:
             with contextlib.suppress(Errors.KafkaError):  # the caller's next call says why
-                self._cluster.refresh(time.monotonic() + self._lane_args[2])
+                self._cluster.refresh(time.monotonic() + self._timeout_s)
         return self._cluster.partition_count()
 
     def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
