@@ -272,9 +272,11 @@ class LogProjection(ProjectionReader):
         self._log = log
 
     def _fold_all(self) -> LogFold:
+        """Every partition up to what the projection holds (here: all of it, but a
+        test double that lags overrides only projected_offset)."""
         folded = LogFold()
         for partition in range(self._log.partitions):
-            folded.add_all(self._log.read(partition))
+            folded.add_all(self._log.read(partition, 0, self.projected_offset(partition)))
         return folded
 
     def get_thread(self, thread_id: str) -> ThreadView | None:

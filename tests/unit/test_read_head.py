@@ -37,17 +37,12 @@ class LaggingProjection(LogProjection):
 
     def __init__(self, log: InMemoryEventLog) -> None:
         super().__init__(log)
-        self.log = log
         self.at = 10**9
         self.idle_s = 0.01
         self.waited = 0
 
-    def _fold_all(self) -> LogFold:
-        return LogFold().add_all(d for p in range(self.log.partitions)
-                                 for d in self.log.read(p, end=self.projected_offset(p)))
-
     def projected_offset(self, partition: int) -> int:
-        return min(self.at, self.log.end_offset(partition))
+        return min(self.at, self._log.end_offset(partition))
 
     def progress(self, partition: int) -> Progress:
         return Progress(next_offset=self.projected_offset(partition), idle_s=self.idle_s)
