@@ -92,7 +92,7 @@ def thread_graph(cp: Checkpointer, thread_id: str) -> ThreadGraph:
 
     A thread never changes graph, so a projection that knows the thread at all knows it.
     """
-    _partition(cp, thread_id)
+    _storable_id(thread_id)
     found = cp.projection.thread_graph(thread_id)
     if found is None:
         catch_up(cp, thread_id)
@@ -133,11 +133,15 @@ def read_head(cp: Checkpointer, thread_id: str) -> Head:
 
 
 def _partition(cp: Checkpointer, thread_id: str) -> int:
-    """The thread's partition; no event can name a thread whose id holds NUL."""
+    _storable_id(thread_id)
+    return cp.log.partition_of(thread_id)
+
+
+def _storable_id(thread_id: str) -> None:
+    """No event can name a thread whose id holds NUL: said before any read."""
     if "\x00" in thread_id:
         raise UnstorableTextError(f"thread id {thread_id!r} holds a NUL character, which no "
                                   "reader can store")
-    return cp.log.partition_of(thread_id)
 
 
 def _tail(cp: Checkpointer, partition: int, progress: Progress) -> Tail:
