@@ -34,7 +34,10 @@ class Settings:
     snapshot_every: int = 50
     ack_timeout_s: float = 30.0
     catchup_timeout_s: float = 10.0
-    projector_gather_ms: int = 5  # how long the broker holds a projector fetch to batch records
+    # How long the broker holds a projector fetch to batch records. Commands fold the
+    # unprojected tail themselves, so only raw projection readers see this delay; with
+    # 20 ms rather than 5 the projector commits less often and HITL ran 7-10% faster.
+    projector_gather_ms: int = 20
     api_tokens: str = ""  # "token=actor,token2=actor2"
     outbox_dir: str = "outbox"
     llm_url: str = ""
