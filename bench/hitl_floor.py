@@ -47,7 +47,7 @@ def ports_only(cp: Checkpointer, thread: str, batches: Batches) -> None:
     """A command's port calls: the head and the tail read, then each append."""
     partition = cp.log.partition_of(thread)
     head = cp.projection.thread_head(thread, partition)
-    cp.log.tail(partition, head.progress.next_offset, most=256)
+    cp.log.tail(partition, head.progress.next_offset, most=256, thread_id=thread)
     for batch in batches:
         cp.log.append(batch)
 

@@ -59,6 +59,15 @@ def decode_delivery(position: Position, key: bytes | None, raw: bytes) -> Delive
     return Delivery(position=position, key=text_key, raw=raw, event=event)
 
 
+def naming(thread_id: str | None) -> Callable[[bytes], bool]:
+    """A test on raw records: False only for one whose thread_id reads as another
+    thread's (~0.5 µs, against ~15 µs to decode it); everything passes without an id."""
+    if thread_id is None:
+        return lambda raw: True
+    wanted, read = thread_id.encode("utf-8"), default_codec().thread_id_bytes
+    return lambda raw: read(raw) in (None, wanted)
+
+
 @dataclass(frozen=True, slots=True)
 class Tail:
     """A partition's end offset and, when few enough, the records before it from a start."""
@@ -126,15 +135,19 @@ class EventLog(ABC):
         """Next offset to be written on one partition (adapters ask for just that one)."""
         return self.end_offsets()[partition]
 
-    def tail(self, partition: int, start: int, *, most: int) -> Tail:
+    def tail(self, partition: int, start: int, *, most: int,
+             thread_id: str | None = None) -> Tail:
         """The partition's end offset, and the records from `start` up to it if at most `most`.
 
-        The end is taken first: every record below it is in the answer.
+        The end is taken first: every record below it is in the answer. With
+        `thread_id`, only records that may be that thread's events are (see
+        `naming`): the others cannot move its head, so adapters need not decode them.
         """
         end = self.end_offset(partition)
         if end - start > most:
             return Tail(end, None)
-        return Tail(end, list(self.read(partition, start, end)))
+        keep = naming(thread_id)
+        return Tail(end, [d for d in self.read(partition, start, end) if keep(d.raw)])
 
     @abstractmethod
     def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -41,6 +41,7 @@ from engine.eventlog import (
     Tail,
     await_visible,
     decode_delivery,
+    naming,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
 from engine.settings import Compression, checked_compression
@@ -180,7 +181,8 @@ class KafkaEventLog(EventLog):
             ends: dict[int, int] = client.end_offsets(partitions)
         return ends
 
-    def tail(self, partition: int, start: int, *, most: int) -> Tail:
+    def tail(self, partition: int, start: int, *, most: int,
+             thread_id: str | None = None) -> Tail:
         """One fetch answers both: it carries the end offset and the records before it.
 
         The end is the leader's high watermark. Right after a leader change it may
@@ -198,12 +200,13 @@ class KafkaEventLog(EventLog):
         if first.end - start > most:
             return Tail(first.end, None)
         return Tail(first.end, self._read_range(partition, first.next_offset, first.end,
-                                                first.records))
+                                                first.records, naming(thread_id)))
 
     def _read_range(self, partition: int, start: int, stop: int,
-                    fetched: Iterable[FetchedRecord] = ()) -> list[Delivery]:
+                    fetched: Iterable[FetchedRecord] = (),
+                    keep: Callable[[bytes], bool] | None = None) -> list[Delivery]:
         """Records up to `stop`, fetched in the calling thread: those already `fetched`
-        (by tail), then more from `start`."""
+        (by tail), then more from `start`; only those `keep` passes are decoded."""
         records = list(fetched)
         stall = StallWatch(partition, stop)
         while start < stop:
@@ -212,7 +215,8 @@ class KafkaEventLog(EventLog):
             records.extend(more.records)
             start = more.next_offset
         return [decode_delivery(Position(partition, offset), key, value)
-                for offset, key, value in records if offset < stop]
+                for offset, key, value in records
+                if offset < stop and (keep is None or keep(value))]
 
     def _fetch(self, partition: int, offset: int, *, wait_ms: int) -> Fetched:
         client = self._direct()

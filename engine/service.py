@@ -81,7 +81,7 @@ def catch_up(cp: Checkpointer, thread_id: str) -> int:
     """
     partition = _partition(cp, thread_id)
     progress = cp.projection.progress(partition)
-    tail = _tail(cp, partition, progress)
+    tail = _tail(cp, thread_id, partition, progress)
     if _behind(progress, tail, thread_id):
         cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
     return tail.end
@@ -124,7 +124,7 @@ def read_head(cp: Checkpointer, thread_id: str) -> Head:
     """
     partition = _partition(cp, thread_id)
     found = cp.projection.thread_head(thread_id, partition)
-    tail = _tail(cp, partition, found.progress)
+    tail = _tail(cp, thread_id, partition, found.progress)
     if tail.records is not None:
         return _folded(found, tail, thread_id)
     cp.projection.wait_for_offset(partition, tail.end, timeout_s=cp.catchup_timeout_s)
@@ -144,14 +144,17 @@ def _storable_id(thread_id: str) -> None:
                                   "reader can store")
 
 
-def _tail(cp: Checkpointer, partition: int, progress: Progress) -> Tail:
-    """The partition's end and, from a live projector's position, the records before it.
+def _tail(cp: Checkpointer, thread_id: str, partition: int, progress: Progress) -> Tail:
+    """The partition's end and, from a live projector's position, the thread's records
+    before it.
 
     Under load the projector lags the log by a few ms with other threads' events;
-    those are scanned only while it advanced lately (else `records` is None).
+    those are scanned (not decoded) only while it advanced lately (else `records`
+    is None).
     """
     live = progress.idle_s <= _LIVE_S
-    return cp.log.tail(partition, progress.next_offset, most=_TAIL_SCAN if live else 0)
+    return cp.log.tail(partition, progress.next_offset, most=_TAIL_SCAN if live else 0,
+                       thread_id=thread_id)
 
 
 def _behind(progress: Progress, tail: Tail, thread_id: str) -> bool:

@@ -35,6 +35,7 @@ class EventCodec:
             raise ValueError("at least one schema version is required")
         self.current = versions[-1]
         self._by_fingerprint = {v.fingerprint: v for v in versions}
+        self._led_by_ids = {v.fingerprint for v in versions if _leads_with_ids(v)}
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Serialize one event record; raises EncodeError if it does not fit."""
@@ -72,6 +73,18 @@ class EventCodec:
         except KeyError:
             raise UnknownSchemaError(fp.hex()) from None
 
+    def thread_id_bytes(self, data: bytes) -> bytes | None:
+        """The UTF-8 bytes of the record's thread_id, read without decoding the record.
+
+        A few µs instead of ~15 for a full decode, so a reader looking for one
+        thread's events can skip the others'. None when the bytes cannot be read
+        that way (unknown schema, another field order, truncated): decode to know.
+        """
+        if data[:2] != MARKER or data[2:HEADER_LEN] not in self._led_by_ids:
+            return None
+        event_id, at = _avro_bytes(data, HEADER_LEN)
+        return None if event_id is None else _avro_bytes(data, at)[0]
+
     def decode(self, data: bytes) -> dict[str, Any]:
         """Read one event record in the shape of the current schema."""
         writer = self.writer_of(data)
@@ -87,6 +100,28 @@ class EventCodec:
         if body.read(1):
             raise DecodeError("trailing bytes after the event body")
         return record
+
+
+def _leads_with_ids(version: SchemaVersion) -> bool:
+    """Whether a version's records start with the strings event_id, then thread_id."""
+    lead = [(f["name"], f["type"]) for f in version.raw["fields"][:2]]
+    return lead == [("event_id", "string"), ("thread_id", "string")]
+
+
+def _avro_bytes(data: bytes, at: int) -> tuple[bytes | None, int]:
+    """An Avro string/bytes value at `at` (zigzag varint length, then the bytes) and
+    where the next value starts; None for a value that runs past the end."""
+    shift = raw = 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        at += 1
+        raw |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            length = (raw >> 1) ^ -(raw & 1)
+            end = at + length
+            return (data[at:end], end) if length >= 0 and end <= len(data) else (None, at)
+        shift += 7
+    return None, at
 
 
 @lru_cache(maxsize=1)

@@ -257,3 +257,21 @@ def test_a_tail_past_the_end_is_the_end_and_nothing(log: EventLog) -> None:
     end = log.append(chain("t-past", 2))[-1].offset + 1
 
     assert log.tail(partition, end + 5, most=10) == Tail(end, [])
+
+
+def test_a_tail_for_one_thread_holds_its_records_and_none_that_name_another(
+        log: EventLog) -> None:
+    mine, other = _same_partition(log, 2, "t-tail-of")
+    partition = log.partition_of(mine)
+    events, others = chain(mine, 3), chain(other, 3)
+    start = log.append([events[0], others[0]])[0].offset
+    garbage = log.append_raw(other, b"\x00 not an event")  # names no thread: kept, undecodable
+    log.append([others[1], events[1], others[2], events[2]])
+
+    tail = log.tail(partition, start, most=10, thread_id=mine)
+
+    assert tail.end == start + 7
+    assert tail.records is not None
+    assert [d.event for d in tail.records if d.event is not None] == events
+    assert [d.position for d in tail.records if d.event is None] == [garbage]
+    assert log.tail(partition, start, most=6, thread_id=mine) == Tail(start + 7, None)

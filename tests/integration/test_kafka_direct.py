@@ -15,10 +15,12 @@ from collections.abc import Iterator
 import pytest
 from kafka.errors import KafkaConfigurationError
 
-from engine import kafka_wire
+from engine import eventlog_kafka, kafka_wire
 from engine.errors import EventLogError, LogUnavailableError, SettingsError
+from engine.eventlog import Delivery, Position, decode_delivery
 from engine.eventlog_kafka import FETCH_BYTES, KafkaEventLog
 from engine.kafka_direct import BATCH_BYTES, DirectClient
+from tests.eventbuild import chain
 from tests.processes import free_port
 from tests.stack import Endpoints
 from tests.waiting import wait_until
@@ -122,6 +124,27 @@ def test_a_tail_longer_than_one_fetch_comes_back_whole(log: KafkaEventLog) -> No
 
     assert tail.end == start + len(values)
     assert tail.records is not None and [d.raw for d in tail.records] == values
+
+
+def test_a_tail_for_one_thread_decodes_none_of_the_other_threads_records(
+        log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """~15 µs each: a resume under load would decode every thread's unprojected events."""
+    mine = "t-decode-0"
+    others = [t for t in (f"t-decode-{i}" for i in range(1, 400))
+              if log.partition_of(t) == log.partition_of(mine)][:5]
+    start = log.append(chain(mine, 1))[0].offset
+    log.append([e for t in others for e in chain(t, 2)])
+    decoded: list[int] = []
+
+    def counted(position: Position, key: bytes | None, raw: bytes) -> Delivery:
+        decoded.append(position.offset)
+        return decode_delivery(position, key, raw)
+
+    monkeypatch.setattr(eventlog_kafka, "decode_delivery", counted)
+    tail = log.tail(log.partition_of(mine), start, most=20, thread_id=mine)
+
+    assert tail.records is not None and [d.position.offset for d in tail.records] == [start]
+    assert decoded == [start]
 
 
 def test_more_than_a_batch_and_a_fetch_goes_in_order_with_every_offset(

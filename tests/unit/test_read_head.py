@@ -174,8 +174,9 @@ def test_a_rival_that_lands_after_the_tail_was_read_wins_and_ours_is_refused(
     lagging.at = log.end_offset(0) - 1  # the Interrupted is folded from the tail
     read_tail = log.tail
 
-    def tail_then_rival(partition: int, start: int, *, most: int) -> Tail:
-        found = read_tail(partition, start, most=most)
+    def tail_then_rival(partition: int, start: int, *, most: int,
+                        thread_id: str | None = None) -> Tail:
+        found = read_tail(partition, start, most=most, thread_id=thread_id)
         monkeypatch.setattr(log, "tail", read_tail)
         app.resume("t", {"approved": False}, actor="rival")  # decides first, meanwhile
         return found
