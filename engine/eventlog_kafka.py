@@ -204,7 +204,7 @@ class KafkaEventLog(EventLog):
 
     def _read_range(self, partition: int, start: int, stop: int,
                     fetched: Iterable[FetchedRecord] = (),
-                    keep: Callable[[bytes], bool] | None = None) -> list[Delivery]:
+                    keep: Callable[[bytes | None], bool] | None = None) -> list[Delivery]:
         """Records up to `stop`, fetched in the calling thread: those already `fetched`
         (by tail), then more from `start`; only those `keep` passes are decoded."""
         records = list(fetched)

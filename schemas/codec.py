@@ -73,15 +73,16 @@ class EventCodec:
         except KeyError:
             raise UnknownSchemaError(fp.hex()) from None
 
-    def thread_id_bytes(self, data: bytes) -> bytes | None:
+    def thread_id_bytes(self, data: bytes | None) -> bytes | None:
         """The UTF-8 bytes of the record's thread_id, read without decoding the record.
 
         A few µs instead of ~15 for a full decode, so a reader looking for one
         thread's events can skip the others'. None when the bytes cannot be read
         that way (unknown schema, another field order, truncated): decode to know.
         """
-        if data[:2] != MARKER or data[2:HEADER_LEN] not in self._led_by_ids:
-            return None
+        if not isinstance(data, bytes) or data[:2] != MARKER \
+                or data[2:HEADER_LEN] not in self._led_by_ids:
+            return None  # a Kafka tombstone's value is None: a dead letter, as decode says
         event_id, at = _avro_bytes(data, HEADER_LEN)
         return None if event_id is None else _avro_bytes(data, at)[0]
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from kafka import KafkaProducer
 from kafka.errors import KafkaConfigurationError
 
 from engine import eventlog_kafka, kafka_wire
@@ -126,14 +127,26 @@ def test_a_tail_longer_than_one_fetch_comes_back_whole(log: KafkaEventLog) -> No
     assert tail.records is not None and [d.raw for d in tail.records] == values
 
 
+def _tombstone(stack: Endpoints, log: KafkaEventLog, key: str) -> int:
+    """A record with a null value, as another producer (or a compaction tool) writes it."""
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        sent = producer.send(log.topic, key=key.encode(), value=None,
+                             partition=log.partition_of(key))
+        return int(sent.get(timeout=30).offset)
+    finally:
+        producer.close()
+
+
 def test_a_tail_for_one_thread_decodes_none_of_the_other_threads_records(
-        log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
+        stack: Endpoints, log: KafkaEventLog, monkeypatch: pytest.MonkeyPatch) -> None:
     """~15 µs each: a resume under load would decode every thread's unprojected events."""
     mine = "t-decode-0"
     others = [t for t in (f"t-decode-{i}" for i in range(1, 400))
               if log.partition_of(t) == log.partition_of(mine)][:5]
     start = log.append(chain(mine, 1))[0].offset
     log.append([e for t in others for e in chain(t, 2)])
+    tombstone = _tombstone(stack, log, mine)  # undecodable: a dead letter for every reader
     decoded: list[int] = []
 
     def counted(position: Position, key: bytes | None, raw: bytes) -> Delivery:
@@ -143,8 +156,10 @@ def test_a_tail_for_one_thread_decodes_none_of_the_other_threads_records(
     monkeypatch.setattr(eventlog_kafka, "decode_delivery", counted)
     tail = log.tail(log.partition_of(mine), start, most=20, thread_id=mine)
 
-    assert tail.records is not None and [d.position.offset for d in tail.records] == [start]
-    assert decoded == [start]
+    assert tail.records is not None
+    assert [(d.position.offset, d.event is None) for d in tail.records] == [
+        (start, False), (tombstone, True)]
+    assert decoded == [start, tombstone]
 
 
 def test_more_than_a_batch_and_a_fetch_goes_in_order_with_every_offset(

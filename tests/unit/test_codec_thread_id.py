@@ -38,6 +38,7 @@ def test_it_steps_aside_when_it_cannot_tell() -> None:
     codec = default_codec()
 
     assert codec.thread_id_bytes(b"\x00 not an event") is None
+    assert codec.thread_id_bytes(None) is None  # a Kafka tombstone
     assert codec.thread_id_bytes(raw[:2] + b"\xff" * 8 + raw[HEADER_LEN:]) is None  # unknown
     assert codec.thread_id_bytes(raw[:HEADER_LEN + 3]) is None  # cut inside the ids
     assert codec.thread_id_bytes(MARKER + raw[2:HEADER_LEN] + b"\x03") is None  # length < 0
@@ -58,5 +59,5 @@ def test_naming_passes_the_thread_and_what_cannot_be_told_and_nothing_else() -> 
     mine, theirs = (encode_event(chain(t, 1)[0]) for t in ("t-mine", "t-theirs"))
     keep = naming("t-mine")
 
-    assert (keep(mine), keep(theirs), keep(b"junk")) == (True, False, True)
+    assert (keep(mine), keep(theirs), keep(b"junk"), keep(None)) == (True, False, True, True)
     assert naming(None)(theirs)

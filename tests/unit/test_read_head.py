@@ -7,7 +7,7 @@ the head it acts on must be exactly what the projector will make of the log.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -77,6 +77,7 @@ def test_the_head_read_at_any_lag_is_what_the_projector_makes_of_the_log(
     writer, records = raced_thread("t")  # a rejected rival lies among its records
     log.append([*records, resealed(rival(writer), actor="eve\x00")])  # and, last, a dead letter
     log.append_raw("t", b"\x00 not an event")
+    log.append_raw("t", cast(bytes, None))  # a Kafka tombstone: no value at all
 
     lagging.at = cut
     found = read_head(cp, "t")
