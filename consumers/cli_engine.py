@@ -137,7 +137,8 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     cp.log.check_partitions()  # before joining the group: fail here, plainly
     chosen = group or group_id_for(compiled, settings.topic_prefix)
     consumer = group_consumer(settings, GroupOptions(
-        bootstrap=settings.kafka_bootstrap, group=chosen, topic=settings.events_topic))
+        bootstrap=settings.kafka_bootstrap, group=chosen, topic=settings.events_topic,
+        partitions=settings.partitions))
     w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=chosen)
     install_signal_handlers(w)
     typer.echo(f"worker in group {chosen} serving {sorted(compiled)}", err=True)

@@ -22,6 +22,7 @@ class GroupOptions:
     bootstrap: str
     group: str
     topic: str
+    partitions: int  # the topic's: an event off its thread's partition is a dead letter
     # The broker answers a fetch as soon as a record lands, so a long wait costs no
     # latency; a 20 ms poll kept each idle worker at 7.6% of a core.
     fetch_wait_ms: int = 500

@@ -43,7 +43,8 @@ class ConfluentGroupConsumer(GroupConsumer):
                 if error is not None and error.code() != KafkaError._PARTITION_EOF:
                     log.warning("consumer error", extra={"error": str(error)})
                 continue
-            out.append(decode_delivery(Position(partition, offset), m.key(), m.value() or b""))
+            out.append(decode_delivery(Position(partition, offset), m.key(), m.value() or b"",
+                                       partitions=self._options.partitions))
         out.sort(key=lambda d: (d.position.partition, d.position.offset))
         return out
 

@@ -39,7 +39,8 @@ class KafkaGroupConsumer(GroupConsumer):
 
     def poll(self, *, timeout_ms: int) -> list[Delivery]:
         return deliveries(self._consumer.poll(timeout_ms=timeout_ms,
-                                              max_records=self._options.max_records))
+                                              max_records=self._options.max_records),
+                          partitions=self._options.partitions)
 
     def assignment(self) -> set[int]:
         return {tp.partition for tp in self._consumer.assignment()}

@@ -52,6 +52,12 @@ class EventDecodeError(AmberError):
         self.cause = cause
 
 
+class MisplacedEventError(AmberError):
+    """An event on a partition other than its thread's: written under another key or by
+    another partitioner. Readers that follow one thread never see it, so every reader
+    treats it as undecodable rather than accept it only where it happens to be read."""
+
+
 class EventLogError(AmberError):
     """The event log adapter failed; `retryable` says whether a retry may succeed."""
 

@@ -12,7 +12,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from engine.errors import EventDecodeError, LogUnavailableError, SettingsError
+from engine.errors import (
+    EventDecodeError,
+    LogUnavailableError,
+    MisplacedEventError,
+    SettingsError,
+)
 from engine.events import Event
 from engine.partitioning import partition_for
 from schemas import default_codec
@@ -48,12 +53,19 @@ def encode_event(event: Event) -> bytes:
     return default_codec().encode(event.to_record())
 
 
-def decode_delivery(position: Position, key: bytes | None, raw: bytes) -> Delivery:
-    """Decode one record; bad bytes become a Delivery with a typed error, never a crash."""
+def decode_delivery(position: Position, key: bytes | None, raw: bytes, *,
+                    partitions: int | None) -> Delivery:
+    """Decode one record; bad bytes become a Delivery with a typed error, never a crash.
+
+    `partitions` is the topic's partition count: an event read from a partition
+    its thread does not live on is refused like bad bytes (MisplacedEventError).
+    None skips that check, for records a test makes up without a topic.
+    """
     text_key = key.decode("utf-8", "replace") if key is not None else None
     try:
         event = Event.from_record(default_codec().decode(raw))
-    except (SchemaError, KeyError, ValueError, TypeError) as e:
+        _require_home(event, position.partition, partitions)
+    except (SchemaError, KeyError, ValueError, TypeError, MisplacedEventError) as e:
         err = EventDecodeError(partition=position.partition, offset=position.offset, cause=e)
         return Delivery(position=position, key=text_key, raw=raw, error=err)
     return Delivery(position=position, key=text_key, raw=raw, event=event)
@@ -66,6 +78,13 @@ def naming(thread_id: str | None) -> Callable[[bytes | None], bool]:
         return lambda raw: True
     wanted, read = thread_id.encode("utf-8"), default_codec().thread_id_bytes
     return lambda raw: read(raw) in (None, wanted)
+
+
+def _require_home(event: Event, partition: int, partitions: int | None) -> None:
+    home = partition if partitions is None else partition_for(event.thread_id, partitions)
+    if home != partition:
+        raise MisplacedEventError(f"an event of thread {event.thread_id!r} belongs on "
+                                  f"partition {home}, not {partition}")
 
 
 @dataclass(frozen=True, slots=True)

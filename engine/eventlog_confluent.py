@@ -360,7 +360,8 @@ class ConfluentEventLog(EventLog):
         except KafkaException as e:
             consumer.close()
             raise _translate(e, "connecting a consumer") from e
-        return ConfluentLogReader(consumer, topic=self.topic, start=start)
+        return ConfluentLogReader(consumer, topic=self.topic, partitions=self.partitions,
+                                  start=start)
 
     def close(self) -> None:
         with self._lock:
@@ -394,9 +395,10 @@ class ConfluentLogReader(LogReader):
     (librdkafka itself drops records fetched for an earlier assignment).
     """
 
-    def __init__(self, consumer: Consumer, *, topic: str, start: dict[int, int]) -> None:
+    def __init__(self, consumer: Consumer, *, topic: str, partitions: int,
+                 start: dict[int, int]) -> None:
         self._consumer = consumer
-        self._topic = topic
+        self._topic, self._partitions = topic, partitions
         self._next: dict[int, int] = {}
         self.reseek(start)
 
@@ -433,7 +435,8 @@ class ConfluentLogReader(LogReader):
             if partition is None or offset is None or partition not in self._next:
                 continue
             self._next[partition] = offset + 1
-            out.append(decode_delivery(Position(partition, offset), msg.key(), msg.value() or b""))
+            out.append(decode_delivery(Position(partition, offset), msg.key(), msg.value() or b"",
+                                       partitions=self._partitions))
         out.sort(key=lambda d: d.position)  # offset order per partition, partitions grouped
         return out
 

@@ -214,7 +214,8 @@ class KafkaEventLog(EventLog):
             stall.note(progressed=more.next_offset > start)
             records.extend(more.records)
             start = more.next_offset
-        return [decode_delivery(Position(partition, offset), key, value)
+        return [decode_delivery(Position(partition, offset), key, value,
+                                partitions=self.partitions)
                 for offset, key, value in records
                 if offset < stop and (keep is None or keep(value))]
 
@@ -226,7 +227,8 @@ class KafkaEventLog(EventLog):
     def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
         fetch = ({"fetch_max_wait_ms": gather_ms, "fetch_min_bytes": GATHER_BYTES}
                  if gather_ms > 0 else {"fetch_max_wait_ms": 100})
-        return KafkaLogReader(common=self._client(), topic=self.topic, start=start, **fetch)
+        return KafkaLogReader(common=self._client(), topic=self.topic,
+                              partitions=self.partitions, start=start, **fetch)
 
     def close(self) -> None:
         with self._lock:
@@ -259,20 +261,22 @@ def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
                              auto_offset_reset="earliest", **common, **options)
 
 
-def deliveries(batches: dict[TopicPartition, list[Any]]) -> list[Delivery]:
+def deliveries(batches: dict[TopicPartition, list[Any]], *, partitions: int) -> list[Delivery]:
     """A KafkaConsumer.poll() result decoded, in offset order per partition."""
-    return [decode_delivery(Position(r.partition, r.offset), r.key, r.value)
+    return [decode_delivery(Position(r.partition, r.offset), r.key, r.value,
+                            partitions=partitions)
             for tp in sorted(batches, key=lambda t: t.partition) for r in batches[tp]]
 
 
 class KafkaLogReader(LogReader):
     """Manually assigned partitions, seeked to the given offsets; no group, no commits."""
 
-    def __init__(self, *, common: dict[str, Any], topic: str, start: dict[int, int],
-                 fetch_max_wait_ms: int = 100, fetch_min_bytes: int = 1) -> None:
+    def __init__(self, *, common: dict[str, Any], topic: str, partitions: int,
+                 start: dict[int, int], fetch_max_wait_ms: int = 100,
+                 fetch_min_bytes: int = 1) -> None:
         self._consumer = _consumer(common, fetch_max_wait_ms=fetch_max_wait_ms,
                                    fetch_min_bytes=fetch_min_bytes, max_poll_records=5000)
-        self._topic = topic
+        self._topic, self._partitions = topic, partitions
         self._tps: dict[int, TopicPartition] = {}
         self.reseek(start)
 
@@ -291,7 +295,7 @@ class KafkaLogReader(LogReader):
         with _translated("polling"):
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000),
                                           max_records=max_records)
-        return deliveries(batches)
+        return deliveries(batches, partitions=self._partitions)
 
     def positions(self) -> dict[int, int]:
         with _translated("reading positions"):

@@ -45,7 +45,8 @@ class InMemoryEventLog(EventLog):
         for partition, offset in cursor.items():
             chunk = self._records[partition][offset:offset + max_records - len(out)]
             for i, (key, value) in enumerate(chunk):
-                out.append(decode_delivery(Position(partition, offset + i), key, value))
+                out.append(decode_delivery(Position(partition, offset + i), key, value,
+                                           partitions=self.partitions))
             cursor[partition] = offset + len(chunk)
         return out
 

@@ -6,6 +6,8 @@ one included, places a thread on the same partition.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 
@@ -31,5 +33,6 @@ def murmur2(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
+@lru_cache(maxsize=1 << 16)  # every decoded event asks (engine.eventlog.decode_delivery)
 def partition_for(thread_id: str, partitions: int) -> int:
     return (murmur2(thread_id.encode("utf-8")) & 0x7FFFFFFF) % partitions

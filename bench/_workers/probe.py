@@ -149,7 +149,8 @@ def main() -> None:
     cp = AmberCheckpointer.from_settings(settings, role="worker")
     group = group_id_for(compiled, settings.topic_prefix)
     consumer = group_consumer(settings, GroupOptions(
-        bootstrap=settings.kafka_bootstrap, group=group, topic=settings.events_topic))
+        bootstrap=settings.kafka_bootstrap, group=group, topic=settings.events_topic,
+        partitions=settings.partitions))
     w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=group)
     install_signal_handlers(w)
 

@@ -275,3 +275,20 @@ def test_a_tail_for_one_thread_holds_its_records_and_none_that_name_another(
     assert [d.event for d in tail.records if d.event is not None] == events
     assert [d.position for d in tail.records if d.event is None] == [garbage]
     assert log.tail(partition, start, most=6, thread_id=mine) == Tail(start + 7, None)
+
+
+def test_an_event_off_its_threads_partition_is_a_dead_letter_wherever_it_is_read(
+        log: EventLog) -> None:
+    """Readers that follow one thread read only its partition; everyone else must agree."""
+    events = chain("t-placed", 2)
+    log.append(events[:1])
+    stray = _other_partition(log, "t-placed", "t-stray")
+    at = log.append_raw(stray, encode_event(events[1]))  # seq 1 of t-placed, under another key
+
+    [read] = [d for d in log.read(at.partition, at.offset, at.offset + 1)]
+    [polled] = poll_at_least(log.reader({at.partition: at.offset}), 1)
+
+    for d in (read, polled):
+        assert d.event is None and isinstance(d.error, EventDecodeError)
+        assert "belongs on partition" in str(d.error)
+    assert _events(list(log.read_thread("t-placed"))) == events[:1]

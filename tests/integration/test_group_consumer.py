@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from consumers.group import GroupConsumer, GroupOptions, group_consumer
-from engine.eventlog import Delivery
+from engine.eventlog import Delivery, EventLog, encode_event
 from engine.settings import KafkaClient, Settings
 from tests.eventbuild import chain
 from tests.stack import require_confluent
@@ -27,8 +27,9 @@ def client(request: pytest.FixtureRequest) -> KafkaClient:
     return value
 
 
-def _member(topic: str, client: KafkaClient, bootstrap: str) -> GroupConsumer:
-    options = GroupOptions(bootstrap=bootstrap, group=f"g-{uuid.uuid4().hex[:8]}", topic=topic)
+def _member(log: EventLog, client: KafkaClient, bootstrap: str) -> GroupConsumer:
+    options = GroupOptions(bootstrap=bootstrap, group=f"g-{uuid.uuid4().hex[:8]}",
+                           topic=log.topic, partitions=log.partitions)
     consumer = group_consumer(Settings(kafka_bootstrap=bootstrap, kafka_client=client),
                               options)
     consumer.subscribe(on_assign=lambda _: None, on_revoke=lambda _: None)
@@ -46,7 +47,7 @@ def _timed_poll_until_records(consumer: GroupConsumer) -> tuple[list[Delivery], 
 
 def test_a_poll_returns_a_record_without_waiting_out_its_timeout(
         kafka_log: Any, client: KafkaClient, stack: Any) -> None:
-    consumer = _member(kafka_log.topic, client, stack.kafka_bootstrap)
+    consumer = _member(kafka_log, client, stack.kafka_bootstrap)
     events = chain("t-group", 2)
     try:
         kafka_log.append(events[:1])
@@ -60,3 +61,25 @@ def test_a_poll_returns_a_record_without_waiting_out_its_timeout(
     # A poll ends when a record is there, not when its timeout runs out (a worker's
     # resume latency is this wait): half the timeout is a wide margin for a busy box.
     assert waited_s < _TIMEOUT_MS / 1000 / 2
+
+
+def test_an_event_off_its_threads_partition_reaches_a_worker_as_a_dead_letter(
+        kafka_log: Any, client: KafkaClient, stack: Any) -> None:
+    consumer = _member(kafka_log, client, stack.kafka_bootstrap)
+    events = chain("t-home", 2)
+    stray = next(k for k in (f"t-stray-{i}" for i in range(100))
+                 if kafka_log.partition_of(k) != kafka_log.partition_of("t-home"))
+    try:
+        kafka_log.append(events[:1])
+        kafka_log.append_raw(stray, encode_event(events[1]))
+        got: list[Delivery] = []
+        for _ in range(12):  # the first polls also join the group
+            got += consumer.poll(timeout_ms=_TIMEOUT_MS)
+            if len(got) >= 2:
+                break
+    finally:
+        consumer.close()
+
+    by_key = {d.key: d for d in got}
+    assert by_key["t-home"].event == events[0]
+    assert by_key[stray].event is None and "belongs on partition" in str(by_key[stray].error)

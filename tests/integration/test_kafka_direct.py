@@ -149,9 +149,10 @@ def test_a_tail_for_one_thread_decodes_none_of_the_other_threads_records(
     tombstone = _tombstone(stack, log, mine)  # undecodable: a dead letter for every reader
     decoded: list[int] = []
 
-    def counted(position: Position, key: bytes | None, raw: bytes) -> Delivery:
+    def counted(position: Position, key: bytes | None, raw: bytes, *,
+                partitions: int | None) -> Delivery:
         decoded.append(position.offset)
-        return decode_delivery(position, key, raw)
+        return decode_delivery(position, key, raw, partitions=partitions)
 
     monkeypatch.setattr(eventlog_kafka, "decode_delivery", counted)
     tail = log.tail(log.partition_of(mine), start, most=20, thread_id=mine)

@@ -36,7 +36,7 @@ def test_an_event_with_nul_text_does_not_decode_and_the_field_is_named(
     w.start()
     bad = resealed(rival(w), **changes)
 
-    d = decode_delivery(Position(0, 9), b"t", encode_event(bad))
+    d = decode_delivery(Position(0, 9), b"t", encode_event(bad), partitions=1)
 
     assert d.event is None and d.error is not None
     assert f"{field!r} holds a NUL character" in str(d.error)
@@ -48,7 +48,7 @@ def test_the_logs_fold_and_the_projector_both_take_it_for_a_dead_letter() -> Non
     bad = resealed(rival(w), actor="eve\x00")
     w.step()  # the rightful seq 1, after the bad one
     records = [w.events[0], bad, w.events[1]]
-    deliveries = [decode_delivery(Position(0, i), b"t", encode_event(e))
+    deliveries = [decode_delivery(Position(0, i), b"t", encode_event(e), partitions=1)
                   for i, e in enumerate(records)]
 
     folded, projected = LogFold().add_all(deliveries), fold_batch(deliveries, lambda _t: None)

@@ -7,16 +7,19 @@ from collections.abc import Sequence
 
 from engine.acceptance import Rejection, accepted_history
 from engine.eventlog import Delivery, Position, decode_delivery, encode_event
+from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event
 from engine.ledger import ThreadView, rebuild
 from projector.batch import fold_batch
 from projector.rows import event_row
 from projector.runner import ViewCache
+from tests.eventbuild import chain
 from tests.factories import ThreadWriter, interleaved, many_threads, resealed, rival
 
 
 def _deliveries(events: Sequence[Event], partition: int = 0, start: int = 0) -> list[Delivery]:
-    return [decode_delivery(Position(partition, start + i), e.thread_id.encode(), encode_event(e))
+    return [decode_delivery(Position(partition, start + i), e.thread_id.encode(), encode_event(e),
+                            partitions=None)  # made-up placements
             for i, e in enumerate(events)]
 
 
@@ -31,7 +34,7 @@ def test_accepted_rejected_and_dead_letters_partition_the_records() -> None:
     loser = rival(w)
     w.step()
     records = _deliveries([*w.events, loser, w.events[1]])
-    garbage = decode_delivery(Position(0, len(records)), b"t", b"garbage")
+    garbage = decode_delivery(Position(0, len(records)), b"t", b"garbage", partitions=None)
     batch = fold_batch([*records, garbage], _nothing)
     assert batch.checkpoints == [event_row(e, Position(0, i)) for i, e in enumerate(w.events)]
     assert [(row[1], reason) for row, reason in batch.rejected] == [
@@ -113,3 +116,21 @@ def test_view_cache_evicts_least_recently_used() -> None:
     assert cache.get("c0") is not None  # c0 is now the most recent
     cache.put_all([v for v in views[2:] if v is not None])
     assert cache.get("c1") is None and cache.get("c0") is not None and cache.get("c2") is not None
+
+
+def test_an_event_off_its_threads_partition_is_a_dead_letter_in_any_read_order() -> None:
+    """Else the projector's answer would hang on which partition it happened to read first."""
+    log = InMemoryEventLog(partitions=2)
+    events = chain("t", 3)
+    log.append(events[:2])
+    stray = next(k for k in (f"x{i}" for i in range(100))
+                 if log.partition_of(k) != log.partition_of("t"))
+    log.append_raw(stray, encode_event(events[2]))  # t's seq 2, under another thread's key
+
+    folds = [fold_batch([d for p in order for d in log.read(p)], _nothing)
+             for order in ([0, 1], [1, 0])]
+
+    for batch in folds:
+        assert batch.views["t"].head.seq == 1
+        assert [d.key for d in batch.dead_letters] == [stray]
+        assert "belongs on partition" in batch.dead_letters[0].error

@@ -214,7 +214,7 @@ def test_mutated_and_truncated_events_only_ever_raise_schema_errors(
 
 @given(st.binary(max_size=120) | st.builds(lambda cut: _VALID[:cut], st.integers(0, len(_VALID))))
 def test_decode_delivery_turns_any_bytes_into_an_event_or_a_located_error(data: bytes) -> None:
-    delivery = decode_delivery(Position(3, 41), b"key", data)
+    delivery = decode_delivery(Position(3, 41), b"key", data, partitions=None)
 
     assert (delivery.event is None) != (delivery.error is None)
     if delivery.error is not None:
