@@ -6,6 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.canonical import canonical_text
+from engine.errors import CanonicalJSONError, StateValidationError
+
 
 def idempotency_key(thread_id: str, seq: int, node: str) -> str:
     """Stable across retries and processes: never change without a version."""
@@ -34,5 +37,15 @@ class NodeContext:
         return idempotency_key(self.thread_id, self.seq, self.node)
 
     def record_io(self, kind: str, request: Any, response: Any) -> None:
-        """Keep an external call's request and response in the step's event."""
-        self.recorded_io.append({"kind": kind, "request": request, "response": response})
+        """Keep an external call's request and response in the step's event.
+
+        Refused here, where the node can see why, unless it is JSON: StateValidationError
+        fails the step (never retried) naming the node and `io`.
+        """
+        entry = {"kind": kind, "request": request, "response": response}
+        try:
+            canonical_text(entry)
+        except CanonicalJSONError as e:
+            raise StateValidationError(node=self.node, field="io",
+                                       problem=f"recorded {kind!r} call is not JSON: {e}") from e
+        self.recorded_io.append(entry)

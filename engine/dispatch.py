@@ -17,7 +17,7 @@ from engine import step
 from engine.acceptance import Rejection
 from engine.chain import seal
 from engine.events import Event
-from engine.executor import execute
+from engine.executor import execute, storing
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView, advance
 
@@ -116,4 +116,5 @@ class Dispatcher:
             return None
         frame = step.StepFrame(graph=graph, view=s.view, occurred_at=self.clock(),
                                snapshot_every=self.snapshot_every)
-        return seal(execute(graph, action, frame), prev_hash=s.view.head.hash)
+        return storing(action, frame, execute(graph, action, frame),
+                       lambda draft: seal(draft, prev_hash=s.view.head.hash))

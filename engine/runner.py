@@ -14,7 +14,7 @@ from typing import Any
 from engine import step
 from engine.checkpointer import Checkpointer
 from engine.events import ErrorInfo
-from engine.executor import execute
+from engine.executor import execute, storing
 from engine.graph import CompiledGraph
 from engine.projection import Checkpoint
 from engine.reads import thread_history, thread_state
@@ -97,8 +97,9 @@ class InlineRunner:
         so appending them in the same flush keeps "durable before the next node"
         and saves one broker round trip per interrupt and per completion.
         """
-        first = self.threads.seal_next(cursor, execute(self.graph, action,
-                                                       self.threads.frame(cursor)))
+        frame = self.threads.frame(cursor)
+        first = storing(action, frame, execute(self.graph, action, frame),
+                        lambda draft: self.threads.seal_next(cursor, draft))
         follow = step.next_action(self.graph, first.view, first.head)
         if not isinstance(follow, step.Pause | step.Finish):
             return [first]

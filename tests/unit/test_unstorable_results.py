@@ -1,0 +1,89 @@
+"""A node whose result the log cannot hold fails that step, in the log; nothing crashes.
+
+Invariant 7 (loud serialization) and 8 (bad input never stops the pipeline): a
+worker that raised here would replay the same step after every restart and hold
+every thread of its partitions behind it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+
+from engine.checkpointer import Checkpointer
+from engine.context import NodeContext
+from engine.dispatch import Dispatcher
+from engine.eventlog_memory import InMemoryEventLog
+from engine.events import Event, EventType
+from engine.graph import END, START, Graph
+from engine.projection import LogProjection
+from engine.service import ThreadService
+from tests.engine_graphs import Doc
+
+_NOT_JSON = {"at": datetime.datetime(2026, 1, 1)}
+
+
+def _records_through_the_api(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+    ctx.record_io("llm", {"prompt": state.text}, _NOT_JSON)
+    return {"text": "answered"}
+
+
+def _records_behind_its_back(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+    ctx.recorded_io.append({"kind": "llm", "request": None, "response": _NOT_JSON})
+    return {"text": "answered"}
+
+
+def _graph(node: Any, name: str = "io_graph") -> Any:
+    g = Graph(Doc, name=name)
+    g.add_node("llm", node)
+    g.add_edge(START, "llm")
+    g.add_edge("llm", END)
+    return g.compile()
+
+
+@pytest.fixture
+def cp() -> Checkpointer:
+    log = InMemoryEventLog(partitions=2)
+    return Checkpointer(log=log, projection=LogProjection(log))
+
+
+def _failure(cp: Checkpointer, thread: str) -> Event:
+    events = [d.event for d in cp.log.read_thread(thread) if d.event is not None]
+    assert [e.type for e in events] == [EventType.THREAD_STARTED, EventType.NODE_FAILED]
+    return events[-1]
+
+
+@pytest.mark.parametrize(("node", "says"), [
+    (_records_through_the_api, "field 'io': recorded 'llm' call is not JSON"),
+    (_records_behind_its_back, "its result cannot be stored"),
+])
+def test_inline_the_step_fails_naming_the_node(cp: Checkpointer, node: Any, says: str) -> None:
+    result = _graph(node).start("t", {"text": "hi"}, checkpointer=cp)
+
+    assert result.status == "failed" and result.error is not None
+    assert result.error.type == "StateValidationError"
+    assert "node 'llm'" in result.error.message and says in result.error.message
+    assert _failure(cp, "t").node == "llm"
+
+
+@pytest.mark.parametrize("node", [_records_through_the_api, _records_behind_its_back])
+def test_a_worker_fails_that_step_and_steps_the_other_threads(cp: Checkpointer,
+                                                              node: Any) -> None:
+    bad, fine = _graph(node), _graph(lambda state: {"text": "ok"}, name="fine_graph")
+    ThreadService(bad, cp).start("bad", {}, actor="api", mode="worker")
+    ThreadService(fine, cp).start("fine", {}, actor="api", mode="worker")
+    d = Dispatcher({bad.name: bad, fine.name: fine}, clock=cp.clock, snapshot_every=50)
+    for p in range(cp.log.partitions):
+        for delivery in cp.log.read(p):
+            assert delivery.event is not None
+            d.observe(delivery.event)
+
+    events = d.step_all()  # raised before: the worker died, and died again on restart
+
+    assert sorted((e.thread_id, e.type) for e in events) == [
+        ("bad", EventType.NODE_FAILED), ("fine", EventType.NODE_COMPLETED)]
+    cp.log.append(events)
+    assert cp.projection.require("bad").status == "failed"
+    assert "node 'llm'" in _failure(cp, "bad").error.message  # type: ignore[union-attr]
