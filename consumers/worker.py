@@ -51,6 +51,10 @@ class Worker:
         self.stats = WorkerStats()
         self._poll_ms = poll_ms
         self._catch_up_to: dict[int, int] = {}
+        self._settled: set[int] = set()  # partitions whose handover the projection has caught
+        # Threads this worker dropped, until the projection passes where it saw them last.
+        self._forgotten: dict[str, Position] = {}
+        self._pruned_at = time.monotonic()
         self._owned: set[int] = set()
         self._stopping = False
         self._uncommitted: dict[int, int] = {}
@@ -64,6 +68,7 @@ class Worker:
         """New partitions: cold threads wait until the projection has what the last owner wrote."""
         ends = self.cp.log.end_offsets()
         self._catch_up_to.update({p: ends[p] for p in partitions})
+        self._settled -= partitions
         self._owned |= partitions
         log.info("partitions assigned", extra={"partitions": sorted(partitions)})
 
@@ -73,6 +78,8 @@ class Worker:
         self._owned -= partitions
         stale = {t for t in self.dispatcher.threads if self.cp.log.partition_of(t) in partitions}
         self.dispatcher.forget(stale)
+        self._forgotten = {t: at for t, at in self._forgotten.items()
+                           if at.partition not in partitions}
 
     # --- the loop ----------------------------------------------------------------
     def stop(self) -> None:
@@ -91,6 +98,7 @@ class Worker:
     def run_once(self) -> int:
         """One poll → step → append → commit cycle; the number of steps appended."""
         batch = self._poll()
+        self._screen_starts(batch)
         for delivery in batch:
             self._observe(delivery)
         events = self.dispatcher.step_all()
@@ -100,7 +108,7 @@ class Worker:
         self._note_consumed(batch)
         if self._uncommitted and (not batch or self._commit_due()):
             self._commit()
-        self.dispatcher.forget_halted()
+        self._forget_halted(batch)
         self.stats.steps += len(events)
         self.stats.batches += 1
         self._report()
@@ -139,6 +147,56 @@ class Worker:
         if event.seq > 0 and not self.dispatcher.knows(event.thread_id):
             self._load_cold(event.thread_id, delivery.position)
         self.dispatcher.observe(event)
+
+    def _screen_starts(self, batch: list[Delivery]) -> None:
+        """Seed each thread the batch starts that existed already, so the acceptance rule
+        rejects that start (a start that lost its race, a client's retry) instead of
+        this worker running the thread again from it.
+
+        Such a thread's earlier events are either ones this worker saw and dropped
+        (`_forgotten`) or, once the partition's handover is settled, in the
+        projection: one query per batch, and no wait for the projector.
+        """
+        starts: dict[str, Position] = {}
+        for d in batch:
+            e = d.event
+            if e is not None and e.seq == 0 and e.graph.name in self.dispatcher.graphs \
+                    and not self.dispatcher.knows(e.thread_id):
+                starts.setdefault(e.thread_id, d.position)
+        if not starts:
+            return
+        self._settle({at.partition for at in starts.values()})
+        unseen = starts.keys() - self._forgotten.keys()
+        existed = (starts.keys() - unseen) | self.cp.projection.known_threads(unseen)
+        for thread_id in existed:
+            self._load_cold(thread_id, starts[thread_id])
+
+    def _settle(self, partitions: set[int]) -> None:
+        """Wait, once per assignment, until the projection holds what earlier owners of
+        these partitions saw (every record below the end at assignment)."""
+        pending = {p: self._catch_up_to.get(p, 0) for p in partitions - self._settled}
+        if pending:
+            self.cp.projection.wait_for_offsets(pending, timeout_s=self.cp.catchup_timeout_s)
+            self._settled |= pending.keys()
+
+    def _forget_halted(self, batch: list[Delivery]) -> None:
+        seen_to = {d.position.partition: d.position.offset for d in batch}  # log order
+        for thread_id in self.dispatcher.forget_halted():
+            p = self.cp.log.partition_of(thread_id)
+            self._forgotten[thread_id] = Position(p, seen_to.get(p, 0))
+        self._prune_forgotten()
+
+    def _prune_forgotten(self, every_s: float = 1.0) -> None:
+        """Drop what the projection now holds (its lag bounds how many are kept)."""
+        now = time.monotonic()
+        if not self._forgotten or now - self._pruned_at < every_s:
+            return
+        self._pruned_at = now
+        reader: ProjectionReader = self.cp.projection
+        projected = {p: reader.projected_offset(p)
+                     for p in {at.partition for at in self._forgotten.values()}}
+        self._forgotten = {t: at for t, at in self._forgotten.items()
+                           if at.offset >= projected[at.partition]}
 
     def _load_cold(self, thread_id: str, position: Position) -> None:
         reader: ProjectionReader = self.cp.projection

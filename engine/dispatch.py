@@ -89,13 +89,15 @@ class Dispatcher:
             if known is not None:
                 known.acted_seq = max(known.acted_seq, event.seq - 1)
 
-    def forget_halted(self) -> None:
-        """Drop threads with nothing to run: a waiting thread costs no memory either."""
-        for thread_id in self._touched:
-            known = self.threads.get(thread_id)
-            if known is not None and self._halted(known):
-                del self.threads[thread_id]
+    def forget_halted(self) -> list[str]:
+        """Drop threads with nothing to run (a waiting thread costs no memory either);
+        the ids dropped."""
+        dropped = [t for t in self._touched
+                   if (known := self.threads.get(t)) is not None and self._halted(known)]
+        for thread_id in dropped:
+            del self.threads[thread_id]
         self._touched.clear()
+        return dropped
 
     def forget(self, thread_ids: set[str]) -> None:
         for thread_id in thread_ids:

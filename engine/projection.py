@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -110,6 +110,10 @@ class ProjectionReader(ABC):
     def dead_letter_offsets(self, partition: int, *, below: int) -> list[int]:
         """Offsets, ascending, of the records of `partition` below `below` that the
         projection holds as dead letters (records that are not events)."""
+
+    def known_threads(self, thread_ids: Collection[str]) -> set[str]:
+        """Those of `thread_ids` the projection holds a thread for (adapters: one query)."""
+        return {t for t in thread_ids if self.get_thread(t) is not None}
 
     def progress(self, partition: int) -> Progress:
         """projected_offset and its age; adapters that cannot tell the age say inf."""
@@ -281,6 +285,9 @@ class LogProjection(ProjectionReader):
 
     def get_thread(self, thread_id: str) -> ThreadView | None:
         return self._fold_all().views.get(thread_id)
+
+    def known_threads(self, thread_ids: Collection[str]) -> set[str]:
+        return set(thread_ids) & self._fold_all().views.keys()
 
     def history(self, thread_id: str, *, after_seq: int = -1,
                 limit: int = 1000) -> list[Checkpoint]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,6 +93,11 @@ class PostgresProjectionReader(ProjectionReader):
     def get_thread(self, thread_id: str) -> ThreadView | None:
         with self._conn("reading a thread") as conn:
             return _thread(conn, thread_id)
+
+    def known_threads(self, thread_ids: Collection[str]) -> set[str]:
+        rows = self._all("SELECT thread_id FROM threads WHERE thread_id = ANY(%s)",
+                         (list(thread_ids),), "looking threads up")
+        return {str(r[0]) for r in rows}
 
     def thread_ids(self) -> list[str]:
         rows = self._all("SELECT thread_id FROM threads ORDER BY thread_id", (),

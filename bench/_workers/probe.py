@@ -158,10 +158,10 @@ def main() -> None:
     decode_wall = [0.0]
     inner_decode = getattr(worker_mod, "decode_delivery")  # noqa: B009 — not re-exported
 
-    def timed_decode(*args: Any) -> Any:
+    def timed_decode(*args: Any, **kwargs: Any) -> Any:
         t = time.perf_counter()
         try:
-            return inner_decode(*args)
+            return inner_decode(*args, **kwargs)
         finally:
             decode_wall[0] += time.perf_counter() - t
 

@@ -102,6 +102,15 @@ def test_unknown_thread_is_absent_everywhere(backend: Backend) -> None:
         r.get_state("nope")
 
 
+def test_known_threads_are_those_of_the_asked_ids_the_projection_holds(
+        backend: Backend) -> None:
+    backend.append([*thread_events("kt-a", 2), *thread_events("kt-b", 1)])
+
+    assert backend.reader.known_threads(["kt-b", "nope", "kt-a"]) == {"kt-a", "kt-b"}
+    assert backend.reader.known_threads(["nope"]) == set()
+    assert backend.reader.known_threads([]) == set()
+
+
 def test_thread_ids_are_every_thread_sorted(backend: Backend) -> None:
     for name in ("b-thread", "a-thread", "c-thread"):
         backend.append(thread_events(name, 2))

@@ -94,3 +94,38 @@ def test_sigterm_stops_a_worker_cleanly(env: dict[str, str],
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def test_a_second_start_of_an_existing_thread_is_rejected_and_never_run(
+        env: dict[str, str], services: list[subprocess.Popen[bytes]], service: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loser of two racing starts, or a client's retry, lands on the log anyway:
+    no worker may run the thread again from it, nor stall the real one behind it."""
+    import engine.service
+    from engine.errors import ConflictError
+    from engine.service import Head
+
+    thread = "second-start"
+    log = service.cp.log
+    marker = next(t for t in (f"after-{i}" for i in range(500))
+                  if log.partition_of(t) == log.partition_of(thread))
+    service.start(thread, {"recipient": "alice@example.com", "request": "a"}, actor="test",
+                  mode="worker")
+    wait_until(_all(service, [thread], "interrupted"), 90, "the thread to reach its interrupt")
+    with monkeypatch.context() as m:  # a start that read the head before the first landed
+        m.setattr(engine.service, "read_head", lambda cp, t: Head(view=None, head=None, end=0))
+        with pytest.raises(ConflictError):
+            service.start(thread, {"recipient": "mallory@example.com", "request": "m"},
+                          actor="test", mode="worker")
+    service.start(marker, {"recipient": "x@example.com", "request": "x"}, actor="test",
+                  mode="worker")  # the workers read the partition in order: past the second
+    wait_until(_all(service, [marker], "interrupted"), 90, "the workers to pass it")
+    service.decide(thread, {"approved": True}, actor="alice")
+    wait_until(_all(service, [thread], "completed"), 90, "the real thread to complete")
+
+    events = [d.event for d in log.read_thread(thread) if d.event]
+    history = accepted_history(events)
+    assert [e.actor for e, _ in history.rejected] == ["test"]  # the second start, alone
+    assert [e.seq for e in history.accepted] == list(range(len(history.accepted)))
+    sent = [p.read_text() for p in Path(env["AMBER_OUTBOX_DIR"]).iterdir()]
+    assert sum("mallory" in s for s in sent) == 0 and sum("alice" in s for s in sent) == 1
