@@ -58,8 +58,9 @@ ThreadPath = Annotated[str, Path(min_length=1, max_length=200, pattern=ID_PATTER
                                  description="thread id")]
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=255,
-    description="retrying with the same key returns the first answer; on a start without "
-    "thread_id it also names the thread (uuid5 of actor and key)")]
+    description="retrying with the same key returns the first answer. On a start without "
+    "thread_id it also names the thread (uuid5 of actor and key); a decision that sends "
+    "one must name its interrupt_id, by which its retry is recognised")]
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="BearerToken",
                      description="a token from AMBER_API_TOKENS")
@@ -169,10 +170,15 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
 
         An identical retry (same actor, value and interrupt) gets the first answer.
         """
-        del idempotency_key  # a retry is recognised from the log: same actor, value, interrupt
-        if who.method == "hmac" and request_body.interrupt_id is None:
+        # A retry is recognised from the log (same actor, value, interrupt), not by its key:
+        # unpinned, a retry after the thread moved on would answer the next interrupt.
+        if request_body.interrupt_id is None and who.method == "hmac":
             raise UnpinnedWebhookError("a signed decision must name its interrupt_id, so "
                                        "that a replay of it cannot answer a later interrupt")
+        if request_body.interrupt_id is None and idempotency_key is not None:
+            raise UnpinnedWebhookError("a decision sent with an Idempotency-Key must name its "
+                                       "interrupt_id: its retry is recognised by it, and "
+                                       "would otherwise answer a later interrupt")
         answer = commands.decide(thread_id=thread_id, value=request_body.value,
                                  interrupt_id=request_body.interrupt_id,
                                  reason=request_body.reason, actor=who.actor)

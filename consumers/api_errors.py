@@ -72,7 +72,8 @@ class NotOnWorkersError(RunError):
 
 
 class UnpinnedWebhookError(AmberError):
-    """A signed request that does not name its thread (start) or interrupt (decision).
+    """A signed request that does not name its thread (start) or interrupt (decision), or
+    a decision sent with an Idempotency-Key that does not name its interrupt.
 
     A signature stays valid for a few minutes; pinned, a replay of it in that time
     is an identical retry, answered as the first.

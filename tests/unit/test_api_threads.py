@@ -192,6 +192,26 @@ def test_refused_decisions_append_nothing(api: Api, case: str, status: int, code
     assert api.ends() == before
 
 
+def test_a_decision_with_an_idempotency_key_is_pinned_to_its_interrupt(api: Api) -> None:
+    """Unpinned, its retry after the thread moved on would answer the next interrupt."""
+    interrupt_id = api.waiting("keyed")
+    keyed = {**ALICE, "Idempotency-Key": "k-decision"}
+    before = api.ends()
+
+    unpinned = api.client.post("/threads/keyed/decisions", json={"value": {"approved": True}},
+                               headers=keyed)
+
+    assert (unpinned.status_code, _error(unpinned)) == (422, "unpinned_webhook")
+    assert "interrupt_id" in unpinned.json()["error"]["message"]
+    assert api.ends() == before
+    body = {"value": {"approved": True}, "interrupt_id": interrupt_id}
+    first = api.client.post("/threads/keyed/decisions", json=body, headers=keyed)
+    again = api.client.post("/threads/keyed/decisions", json=body, headers=keyed)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert [e.type for e in api.events("keyed")].count(EventType.DECISION_RECORDED) == 1
+
+
 def test_a_thread_run_inline_is_not_decided_through_the_api(api: Api) -> None:
     inline = api.graphs[0]
     assert inline.start("inline", {}, checkpointer=api.cp).status == "interrupted"
