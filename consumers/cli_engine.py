@@ -139,7 +139,8 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     consumer = group_consumer(settings, GroupOptions(
         bootstrap=settings.kafka_bootstrap, group=chosen, topic=settings.events_topic,
         partitions=settings.partitions))
-    w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=chosen)
+    w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=chosen,
+               batch_s=settings.worker_batch_s)
     install_signal_handlers(w)
     typer.echo(f"worker in group {chosen} serving {sorted(compiled)}", err=True)
     try:

@@ -44,7 +44,7 @@ class Worker:
 
     def __init__(self, *, graphs: dict[str, CompiledGraph], cp: Checkpointer,
                  consumer: GroupConsumer, group: str, poll_ms: int = 250,
-                 commit_every_s: float = 0.1) -> None:
+                 commit_every_s: float = 0.1, batch_s: float = 10.0) -> None:
         self.cp = cp
         self.group = group
         self.dispatcher = Dispatcher(graphs, clock=cp.clock, snapshot_every=cp.snapshot_every)
@@ -57,6 +57,10 @@ class Worker:
         self._pruned_at = time.monotonic()
         self._owned: set[int] = set()
         self._stopping = False
+        self._batch_s = batch_s
+        # Threads a batch left for the next (batch_s ran out): the first record since their
+        # last step, below which their partition's commit stays until they are stepped.
+        self._held: dict[str, Position] = {}
         self._uncommitted: dict[int, int] = {}
         self._committed_at = time.monotonic()
         self._commit_every_s = commit_every_s
@@ -76,6 +80,7 @@ class Worker:
         if self._uncommitted:
             self._commit()  # every step of those records is acked: hand over a clean position
         self._owned -= partitions
+        self._held = {t: at for t, at in self._held.items() if at.partition not in partitions}
         stale = {t for t in self.dispatcher.threads if self.cp.log.partition_of(t) in partitions}
         self.dispatcher.forget(stale)
         self._forgotten = {t: at for t, at in self._forgotten.items()
@@ -101,10 +106,12 @@ class Worker:
         self._screen_starts(batch)
         for delivery in batch:
             self._observe(delivery)
-        events = self.dispatcher.step_all()
+        events = self.dispatcher.step_all(until=time.monotonic() + self._batch_s)
         if events:
             self.cp.log.append(events)  # one pipelined flush, every event acked
             self.dispatcher.appended(events)
+        for thread_id in self.dispatcher.looked:
+            self._held.pop(thread_id, None)
         self._note_consumed(batch)
         if self._uncommitted and (not batch or self._commit_due()):
             self._commit()
@@ -131,7 +138,8 @@ class Worker:
             # No partitions (group forming, topic gone): poll returns at once, so idle
             # here instead of spinning a core.
             time.sleep(self._poll_ms / 1000)
-        out = self._consumer.poll(timeout_ms=self._poll_ms)
+        # Threads a batch left over are stepped next, after whatever is there already.
+        out = self._consumer.poll(timeout_ms=0 if self.dispatcher.pending else self._poll_ms)
         self.stats.polled += len(out)
         return out
 
@@ -147,6 +155,8 @@ class Worker:
         if event.seq > 0 and not self.dispatcher.knows(event.thread_id):
             self._load_cold(event.thread_id, delivery.position)
         self.dispatcher.observe(event)
+        if event.thread_id in self.dispatcher.pending:
+            self._held.setdefault(event.thread_id, delivery.position)
 
     def _screen_starts(self, batch: list[Delivery]) -> None:
         """Seed each thread the batch starts that existed already, so the acceptance rule
@@ -224,7 +234,11 @@ class Worker:
         acceptance rule absorbs; committing before the acks would lose steps.
         """
         offsets = {p: o + 1 for p, o in self._uncommitted.items() if p in self._owned}
-        self._uncommitted.clear()
+        for at in self._held.values():  # its record comes back to whoever steps it next
+            if at.partition in offsets:
+                offsets[at.partition] = min(offsets[at.partition], at.offset)
+        self._uncommitted = {p: o for p, o in self._uncommitted.items()
+                             if p in offsets and offsets[p] <= o}  # held back: again later
         self._committed_at = time.monotonic()
         try:
             self._consumer.commit(offsets)

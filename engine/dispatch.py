@@ -9,6 +9,7 @@ the shell's job (consumers/worker.py).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ class Dispatcher:
         self.snapshot_every = snapshot_every
         self.threads: dict[str, _Thread] = {}
         # Only a thread whose head moved can have become runnable or halted: the
-        # loop looks at these, not at every cached thread, on each batch.
-        self._touched: set[str] = set()
+        # loop looks at these, not at every cached thread. `pending` waits for a
+        # step_all to look at it (in log order); `looked` for forget_halted.
+        self.pending: dict[str, None] = {}
+        self.looked: set[str] = set()
         self.foreign: Counter[str] = Counter()  # events of graphs this worker does not serve
         self.rejected = 0
 
@@ -58,7 +61,7 @@ class Dispatcher:
     def seed(self, view: ThreadView, head: Event) -> None:
         """A cold thread's head as the projection has it (nothing acted on yet)."""
         self.threads[view.thread_id] = _Thread(view=view, head=head, acted_seq=-1)
-        self._touched.add(view.thread_id)
+        self.pending[view.thread_id] = None
 
     def observe(self, event: Event) -> None:
         """Apply one logged event of a served graph, in log order."""
@@ -68,14 +71,23 @@ class Dispatcher:
             acted = known.acted_seq if known else -1
             self.threads[event.thread_id] = _Thread(view=outcome.view, head=event,
                                                     acted_seq=acted)
-            self._touched.add(event.thread_id)
+            self.pending[event.thread_id] = None
         elif outcome.rejection is not Rejection.DUPLICATE:
             self.rejected += 1
 
-    def step_all(self) -> list[Event]:
-        """One step for every runnable thread; the sealed events, not yet appended."""
+    def step_all(self, *, until: float | None = None) -> list[Event]:
+        """One step for every pending thread; the sealed events, not yet appended.
+
+        With `until` (time.monotonic()), threads not reached by then stay pending
+        for the next call: a batch of slow nodes then ends in time for its consumer
+        to poll again (else the group would take its partitions mid-batch).
+        """
         out: list[Event] = []
-        for thread_id in self._touched:
+        for thread_id in list(self.pending):
+            if until is not None and self.looked and time.monotonic() >= until:
+                break
+            del self.pending[thread_id]
+            self.looked.add(thread_id)
             known = self.threads.get(thread_id)
             event = self._step(known) if known is not None else None
             if event is not None:
@@ -92,17 +104,18 @@ class Dispatcher:
     def forget_halted(self) -> list[str]:
         """Drop threads with nothing to run (a waiting thread costs no memory either);
         the ids dropped."""
-        dropped = [t for t in self._touched
-                   if (known := self.threads.get(t)) is not None and self._halted(known)]
+        dropped = [t for t in self.looked if t not in self.pending
+                   and (known := self.threads.get(t)) is not None and self._halted(known)]
         for thread_id in dropped:
             del self.threads[thread_id]
-        self._touched.clear()
+        self.looked.clear()
         return dropped
 
     def forget(self, thread_ids: set[str]) -> None:
         for thread_id in thread_ids:
             self.threads.pop(thread_id, None)
-            self._touched.discard(thread_id)
+            self.pending.pop(thread_id, None)
+            self.looked.discard(thread_id)
 
     def _halted(self, s: _Thread) -> bool:
         graph = self.graphs.get(s.view.graph)

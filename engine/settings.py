@@ -38,6 +38,9 @@ class Settings:
     # unprojected tail themselves, so only raw projection readers see this delay; with
     # 20 ms rather than 5 the projector commits less often and HITL ran 7-10% faster.
     projector_gather_ms: int = 20
+    # A worker steps its runnable threads for at most this long before it polls again
+    # (plus the node running then): kept well inside the group's 300 s poll interval.
+    worker_batch_s: float = 10.0
     api_tokens: str = ""  # "token=actor,token2=actor2"
     outbox_dir: str = "outbox"
     llm_url: str = ""
@@ -65,6 +68,7 @@ class Settings:
                                     d.catchup_timeout_s),
             projector_gather_ms=_read(env, "AMBER_PROJECTOR_GATHER_MS", _non_negative_int,
                                       d.projector_gather_ms),
+            worker_batch_s=_read(env, "AMBER_WORKER_BATCH_S", _positive_float, d.worker_batch_s),
             api_tokens=env.get("AMBER_API_TOKENS", d.api_tokens),
             outbox_dir=_read(env, "AMBER_OUTBOX_DIR", _nonempty, d.outbox_dir),
             llm_url=env.get("AMBER_LLM_URL", d.llm_url),

@@ -151,7 +151,8 @@ def main() -> None:
     consumer = group_consumer(settings, GroupOptions(
         bootstrap=settings.kafka_bootstrap, group=group, topic=settings.events_topic,
         partitions=settings.partitions))
-    w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=group)
+    w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=group,
+               batch_s=settings.worker_batch_s)
     install_signal_handlers(w)
 
     ph = Phases()

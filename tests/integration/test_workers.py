@@ -52,6 +52,12 @@ def _statuses(service: Any, threads: list[str]) -> dict[str, str]:
     return {t: (v.status if v else "missing") for t, v in views.items()}
 
 
+def _stepped(service: Any, threads: list[str]) -> int:
+    """How many of the threads ran a node (their head is past ThreadStarted)."""
+    views = [service.cp.projection.get_thread(t) for t in threads]
+    return sum(1 for v in views if v is not None and v.head.seq > 0)
+
+
 def _all(service: Any, threads: list[str], status: str) -> Callable[[], bool]:
     return lambda: set(_statuses(service, threads).values()) == {status}
 
@@ -129,3 +135,30 @@ def test_a_second_start_of_an_existing_thread_is_rejected_and_never_run(
     assert [e.seq for e in history.accepted] == list(range(len(history.accepted)))
     sent = [p.read_text() for p in Path(env["AMBER_OUTBOX_DIR"]).iterdir()]
     assert sum("mallory" in s for s in sent) == 0 and sum("alice" in s for s in sent) == 1
+
+
+def test_threads_a_batch_left_for_later_survive_a_killed_worker(env: dict[str, str]) -> None:
+    """AMBER_WORKER_BATCH_S ends a batch before all its threads ran: their records must
+    not be committed, or the next owner never steps them."""
+    from consumers.checkpointer import AmberCheckpointer
+    from engine.service import ThreadService
+    from engine.settings import Settings
+    from tests.worker_graphs import slow_graph
+
+    slow = "tests.worker_graphs:slow_graph"
+    brief = {**env, "AMBER_GRAPHS": slow, "AMBER_WORKER_BATCH_S": "0.05"}  # a node a batch
+    cp = AmberCheckpointer.from_settings(Settings.from_env(brief), role="test")
+    threads = [f"held-{i}" for i in range(20)]
+    service = ThreadService(slow_graph, cp)
+    try:
+        with amber_services(brief, ["projector"]):
+            for t in threads:  # all on the log before the worker polls: one batch holds them
+                service.start(t, {}, actor="test", mode="worker")
+            with amber_services(brief, ["worker", slow]) as procs:
+                wait_until(lambda: _stepped(service, threads) > 0, 90, "a first node to run")
+                procs[0].kill()  # mid-way: the rest were polled, and are not stepped yet
+                procs[0].wait(10)
+            with amber_services(brief, ["worker", slow]):
+                wait_until(_all(service, threads, "completed"), 120, "every thread to complete")
+    finally:
+        cp.close()

@@ -86,3 +86,26 @@ def test_duplicate_and_racing_events_never_advance_a_thread_twice() -> None:
     history = accepted_history(_events(cp, "t"))
     assert [e.seq for e in history.accepted] == [0, 1]
     assert len(history.rejected) == 1 and history.accepted[1].type is EventType.NODE_COMPLETED
+
+
+def test_a_step_all_that_runs_out_of_time_leaves_the_rest_pending_in_log_order() -> None:
+    cp = _cp()
+    graph = approval_graph(interrupt_before=["review"])
+    service = ThreadService(graph, cp)
+    threads = [f"late-{i}" for i in range(4)]
+    for t in threads:
+        service.start(t, {"text": t}, actor="api", mode="worker")
+    d = Dispatcher({graph.name: graph}, clock=cp.clock, snapshot_every=50)
+    for p in range(cp.log.partitions):
+        for delivery in cp.log.read(p):
+            assert delivery.event is not None
+            d.observe(delivery.event)
+    order = list(d.pending)
+
+    first = d.step_all(until=0.0)  # out of time at once: one thread still gets its step
+
+    assert [e.thread_id for e in first] == order[:1] and list(d.pending) == order[1:]
+    assert d.forget_halted() == [] and set(d.threads) == set(threads)  # none dropped
+    rest = d.step_all()
+    assert [e.thread_id for e in rest] == order[1:] and not d.pending
+    assert all(e.type is EventType.NODE_COMPLETED for e in first + rest)

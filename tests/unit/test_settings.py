@@ -25,6 +25,7 @@ def test_every_variable_is_read() -> None:
         "AMBER_ACK_TIMEOUT_S": "2.5", "AMBER_CATCHUP_TIMEOUT_S": "4", "AMBER_API_TOKENS": "t=a",
         "AMBER_OUTBOX_DIR": "/tmp/out", "AMBER_LLM_URL": "http://llm",
         "AMBER_PROJECTOR_GATHER_MS": "0", "AMBER_KAFKA_COMPRESSION": "ZSTD",
+        "AMBER_WORKER_BATCH_S": "0.5",
     }
 
     settings = Settings.from_env(env)
@@ -33,7 +34,7 @@ def test_every_variable_is_read() -> None:
         kafka_bootstrap="kafka:9093", database_url="postgres://u:p@db/x", topic_prefix="prod",
         partitions=24, snapshot_every=7, ack_timeout_s=2.5, catchup_timeout_s=4.0,
         api_tokens="t=a", outbox_dir="/tmp/out", llm_url="http://llm", projector_gather_ms=0,
-        kafka_compression="zstd")
+        kafka_compression="zstd", worker_batch_s=0.5)
     assert settings.events_topic == "prod.events"
 
 
@@ -54,6 +55,7 @@ def test_from_env_reads_the_process_environment_by_default(
     ("AMBER_ACK_TIMEOUT_S", "nan"),
     ("AMBER_CATCHUP_TIMEOUT_S", "inf"),
     ("AMBER_PROJECTOR_GATHER_MS", "-5"),
+    ("AMBER_WORKER_BATCH_S", "0"),
     ("AMBER_DATABASE_URL", "mysql://x"),
     ("AMBER_KAFKA_BOOTSTRAP", "   "),
     ("AMBER_TOPIC_PREFIX", ""),
