@@ -62,6 +62,7 @@ class Worker:
         # last step, below which their partition's commit stays until they are stepped.
         self._held: dict[str, Position] = {}
         self._uncommitted: dict[int, int] = {}
+        self._seen_to: dict[int, int] = {}  # the last offset consumed, per owned partition
         self._committed_at = time.monotonic()
         self._commit_every_s = commit_every_s
         self._consumer = consumer
@@ -80,7 +81,10 @@ class Worker:
         if self._uncommitted:
             self._commit()  # every step of those records is acked: hand over a clean position
         self._owned -= partitions
+        # Whoever owns them next (this worker too) starts from the committed offsets.
         self._held = {t: at for t, at in self._held.items() if at.partition not in partitions}
+        self._uncommitted = {p: o for p, o in self._uncommitted.items() if p not in partitions}
+        self._seen_to = {p: o for p, o in self._seen_to.items() if p not in partitions}
         stale = {t for t in self.dispatcher.threads if self.cp.log.partition_of(t) in partitions}
         self.dispatcher.forget(stale)
         self._forgotten = {t: at for t, at in self._forgotten.items()
@@ -115,7 +119,7 @@ class Worker:
         self._note_consumed(batch)
         if self._uncommitted and (not batch or self._commit_due()):
             self._commit()
-        self._forget_halted(batch)
+        self._forget_halted()
         self.stats.steps += len(events)
         self.stats.batches += 1
         self._report()
@@ -189,11 +193,12 @@ class Worker:
             self.cp.projection.wait_for_offsets(pending, timeout_s=self.cp.catchup_timeout_s)
             self._settled |= pending.keys()
 
-    def _forget_halted(self, batch: list[Delivery]) -> None:
-        seen_to = {d.position.partition: d.position.offset for d in batch}  # log order
+    def _forget_halted(self) -> None:
+        # Its events all lie at or below what was consumed of its partition (a batch
+        # may have left it pending from an earlier poll than this one).
         for thread_id in self.dispatcher.forget_halted():
             p = self.cp.log.partition_of(thread_id)
-            self._forgotten[thread_id] = Position(p, seen_to.get(p, 0))
+            self._forgotten[thread_id] = Position(p, self._seen_to.get(p, 0))
         self._prune_forgotten()
 
     def _prune_forgotten(self, every_s: float = 1.0) -> None:
@@ -223,6 +228,7 @@ class Worker:
         for d in batch:
             p = d.position.partition
             self._uncommitted[p] = max(self._uncommitted.get(p, -1), d.position.offset)
+            self._seen_to[p] = max(self._seen_to.get(p, -1), d.position.offset)
 
     def _commit_due(self) -> bool:
         return time.monotonic() - self._committed_at >= self._commit_every_s

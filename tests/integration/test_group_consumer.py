@@ -1,17 +1,19 @@
-"""The GroupConsumer port on both Kafka clients: what the worker relies on."""
+"""The GroupConsumer port on both Kafka clients, and the test double the worker's unit
+tests use: what the worker relies on."""
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import pytest
 
 from consumers.group import GroupConsumer, GroupOptions, group_consumer
 from engine.eventlog import Delivery, EventLog, encode_event
+from engine.eventlog_memory import InMemoryEventLog
 from engine.settings import KafkaClient, Settings
 from tests.eventbuild import chain
+from tests.group_double import MemoryGroup
 from tests.stack import require_confluent
 
 pytestmark = pytest.mark.integration
@@ -19,12 +21,19 @@ pytestmark = pytest.mark.integration
 _TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(params=["kafka-python", "confluent"])
-def client(request: pytest.FixtureRequest) -> KafkaClient:
+@pytest.fixture(params=["memory", "kafka-python", "confluent"])
+def group(request: pytest.FixtureRequest) -> tuple[EventLog, GroupConsumer]:
+    """A log and a subscribed member of a fresh group on it."""
+    if request.param == "memory":
+        log = InMemoryEventLog(partitions=12)
+        member: GroupConsumer = MemoryGroup(log)
+        member.subscribe(on_assign=lambda _: None, on_revoke=lambda _: None)
+        return log, member
     if request.param == "confluent":
         require_confluent()
-    value: KafkaClient = request.param
-    return value
+    kafka_log: EventLog = request.getfixturevalue("kafka_log")
+    bootstrap: str = request.getfixturevalue("stack").kafka_bootstrap
+    return kafka_log, _member(kafka_log, request.param, bootstrap)
 
 
 def _member(log: EventLog, client: KafkaClient, bootstrap: str) -> GroupConsumer:
@@ -46,8 +55,8 @@ def _timed_poll_until_records(consumer: GroupConsumer) -> tuple[list[Delivery], 
 
 
 def test_a_poll_returns_a_record_without_waiting_out_its_timeout(
-        kafka_log: Any, client: KafkaClient, stack: Any) -> None:
-    consumer = _member(kafka_log, client, stack.kafka_bootstrap)
+        group: tuple[EventLog, GroupConsumer]) -> None:
+    kafka_log, consumer = group
     events = chain("t-group", 2)
     try:
         kafka_log.append(events[:1])
@@ -64,8 +73,8 @@ def test_a_poll_returns_a_record_without_waiting_out_its_timeout(
 
 
 def test_an_event_off_its_threads_partition_reaches_a_worker_as_a_dead_letter(
-        kafka_log: Any, client: KafkaClient, stack: Any) -> None:
-    consumer = _member(kafka_log, client, stack.kafka_bootstrap)
+        group: tuple[EventLog, GroupConsumer]) -> None:
+    kafka_log, consumer = group
     events = chain("t-home", 2)
     stray = next(k for k in (f"t-stray-{i}" for i in range(100))
                  if kafka_log.partition_of(k) != kafka_log.partition_of("t-home"))
