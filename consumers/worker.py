@@ -61,8 +61,8 @@ class Worker:
         # Threads a batch left for the next (batch_s ran out): the first record since their
         # last step, below which their partition's commit stays until they are stepped.
         self._held: dict[str, Position] = {}
-        self._uncommitted: dict[int, int] = {}
         self._seen_to: dict[int, int] = {}  # the last offset consumed, per owned partition
+        self._committed: dict[int, int] = {}  # the offset last committed, per owned partition
         self._committed_at = time.monotonic()
         self._commit_every_s = commit_every_s
         self._consumer = consumer
@@ -78,17 +78,16 @@ class Worker:
         log.info("partitions assigned", extra={"partitions": sorted(partitions)})
 
     def revoked(self, partitions: set[int]) -> None:
-        if self._uncommitted:
-            self._commit()  # every step of those records is acked: hand over a clean position
+        self._commit()  # every step of those records is acked: hand over a clean position
         self._owned -= partitions
         # Whoever owns them next (this worker too) starts from the committed offsets.
-        self._held = {t: at for t, at in self._held.items() if at.partition not in partitions}
-        self._uncommitted = {p: o for p, o in self._uncommitted.items() if p not in partitions}
         self._seen_to = {p: o for p, o in self._seen_to.items() if p not in partitions}
-        stale = {t for t in self.dispatcher.threads if self.cp.log.partition_of(t) in partitions}
-        self.dispatcher.forget(stale)
+        self._committed = {p: o for p, o in self._committed.items() if p not in partitions}
+        self._held = {t: at for t, at in self._held.items() if at.partition not in partitions}
         self._forgotten = {t: at for t, at in self._forgotten.items()
                            if at.partition not in partitions}
+        stale = {t for t in self.dispatcher.threads if self.cp.log.partition_of(t) in partitions}
+        self.dispatcher.forget(stale)
 
     # --- the loop ----------------------------------------------------------------
     def stop(self) -> None:
@@ -99,8 +98,7 @@ class Worker:
         try:
             while not self._stopping and not (until and until()):
                 self.run_once()
-            if self._uncommitted:
-                self._commit()
+            self._commit()
         finally:
             self._consumer.close()
 
@@ -117,7 +115,7 @@ class Worker:
         for thread_id in self.dispatcher.looked:
             self._held.pop(thread_id, None)
         self._note_consumed(batch)
-        if self._uncommitted and (not batch or self._commit_due()):
+        if not batch or self._commit_due():
             self._commit()
         self._forget_halted()
         self.stats.steps += len(events)
@@ -227,7 +225,6 @@ class Worker:
         """Remember offsets whose records are fully handled (their steps are acked)."""
         for d in batch:
             p = d.position.partition
-            self._uncommitted[p] = max(self._uncommitted.get(p, -1), d.position.offset)
             self._seen_to[p] = max(self._seen_to.get(p, -1), d.position.offset)
 
     def _commit_due(self) -> bool:
@@ -239,17 +236,25 @@ class Worker:
         Committing later only means more re-delivery after a crash, which the
         acceptance rule absorbs; committing before the acks would lose steps.
         """
-        offsets = {p: o + 1 for p, o in self._uncommitted.items() if p in self._owned}
-        for at in self._held.values():  # its record comes back to whoever steps it next
-            if at.partition in offsets:
-                offsets[at.partition] = min(offsets[at.partition], at.offset)
-        self._uncommitted = {p: o for p, o in self._uncommitted.items()
-                             if p in offsets and offsets[p] <= o}  # held back: again later
+        offsets = self._to_commit()
+        if not offsets:
+            return
+        self._committed.update(offsets)
         self._committed_at = time.monotonic()
         try:
             self._consumer.commit(offsets)
         except GroupCommitError as e:  # a rebalance took the partition: the new owner re-reads
             log.warning("offset commit failed", extra={"error": repr(e)})
+
+    def _to_commit(self) -> dict[int, int]:
+        """Per owned partition, the offset after what was consumed, held below the first
+        record of each thread a batch left for later (it comes back to whoever steps
+        it); only where that moved past the last commit."""
+        offsets = {p: o + 1 for p, o in self._seen_to.items() if p in self._owned}
+        for at in self._held.values():
+            if at.partition in offsets:
+                offsets[at.partition] = min(offsets[at.partition], at.offset)
+        return {p: o for p, o in offsets.items() if o > self._committed.get(p, 0)}
 
 
 def install_signal_handlers(worker: Worker) -> None:

@@ -83,8 +83,8 @@ class Dispatcher:
         to poll again (else the group would take its partitions mid-batch).
         """
         out: list[Event] = []
-        for thread_id in list(self.pending):
-            if until is not None and self.looked and time.monotonic() >= until:
+        for n, thread_id in enumerate(list(self.pending)):
+            if n and until is not None and time.monotonic() >= until:  # one, whatever the time
                 break
             del self.pending[thread_id]
             self.looked.add(thread_id)
