@@ -75,9 +75,13 @@ def naming(thread_id: str | None) -> Callable[[bytes | None], bool]:
     """A test on raw records: False only for one whose thread_id reads as another
     thread's (~0.5 µs, against ~15 µs to decode it); everything passes without an id."""
     if thread_id is None:
-        return lambda raw: True
+        return every_record
     wanted, read = thread_id.encode("utf-8"), default_codec().thread_id_bytes
     return lambda raw: read(raw) in (None, wanted)
+
+
+def every_record(raw: bytes | None) -> bool:
+    return True
 
 
 def _require_home(event: Event, partition: int, partitions: int | None) -> None:

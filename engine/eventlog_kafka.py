@@ -41,6 +41,7 @@ from engine.eventlog import (
     Tail,
     await_visible,
     decode_delivery,
+    every_record,
     naming,
 )
 from engine.kafka_direct import DirectClient, Fetched, FetchedRecord
@@ -204,7 +205,7 @@ class KafkaEventLog(EventLog):
 
     def _read_range(self, partition: int, start: int, stop: int,
                     fetched: Iterable[FetchedRecord] = (),
-                    keep: Callable[[bytes | None], bool] | None = None) -> list[Delivery]:
+                    keep: Callable[[bytes | None], bool] = every_record) -> list[Delivery]:
         """Records up to `stop`, fetched in the calling thread: those already `fetched`
         (by tail), then more from `start`; only those `keep` passes are decoded."""
         records = list(fetched)
@@ -217,7 +218,7 @@ class KafkaEventLog(EventLog):
         return [decode_delivery(Position(partition, offset), key, value,
                                 partitions=self.partitions)
                 for offset, key, value in records
-                if offset < stop and (keep is None or keep(value))]
+                if offset < stop and keep(value)]
 
     def _fetch(self, partition: int, offset: int, *, wait_ms: int) -> Fetched:
         client = self._direct()
