@@ -81,8 +81,15 @@ class Flaky:
 
 
 def flaky_graph(node: Flaky, attempts: int) -> Any:
-    g = Graph(Doc, name="flaky")
-    g.add_node("call", node, retry=RetryPolicy(max_attempts=attempts, initial_backoff_s=0.001))
-    g.add_edge(START, "call")
-    g.add_edge("call", END)
+    return one_node_graph(Doc, "flaky", "call", node,
+                          retry=RetryPolicy(max_attempts=attempts, initial_backoff_s=0.001))
+
+
+def one_node_graph(state: type[BaseModel], name: str, node: str, fn: Any,
+                   **node_options: Any) -> Any:
+    """START → `node` → END."""
+    g = Graph(state, name=name)
+    g.add_node(node, fn, **node_options)
+    g.add_edge(START, node)
+    g.add_edge(node, END)
     return g.compile()

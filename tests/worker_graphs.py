@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.graph import END, START, Graph
+from tests.engine_graphs import one_node_graph
 
 
 class Count(BaseModel):
@@ -19,12 +19,4 @@ def slow(state: Count) -> dict[str, Any]:
     return {"n": state.n + 1}
 
 
-def _slow_graph() -> Any:
-    g = Graph(Count, name="slow_step")
-    g.add_node("slow", slow)
-    g.add_edge(START, "slow")
-    g.add_edge("slow", END)
-    return g.compile()
-
-
-slow_graph = _slow_graph()
+slow_graph = one_node_graph(Count, "slow_step", "slow", slow)

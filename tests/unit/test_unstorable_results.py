@@ -17,10 +17,9 @@ from engine.context import NodeContext
 from engine.dispatch import Dispatcher
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event, EventType
-from engine.graph import END, START, Graph
 from engine.projection import LogProjection
 from engine.service import ThreadService
-from tests.engine_graphs import Doc
+from tests.engine_graphs import Doc, one_node_graph
 
 _NOT_JSON = {"at": datetime.datetime(2026, 1, 1)}
 
@@ -36,11 +35,7 @@ def _records_behind_its_back(state: Doc, ctx: NodeContext) -> dict[str, Any]:
 
 
 def _graph(node: Any, name: str = "io_graph") -> Any:
-    g = Graph(Doc, name=name)
-    g.add_node("llm", node)
-    g.add_edge(START, "llm")
-    g.add_edge("llm", END)
-    return g.compile()
+    return one_node_graph(Doc, name, "llm", node)
 
 
 @pytest.fixture

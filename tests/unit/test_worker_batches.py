@@ -15,9 +15,9 @@ from engine.checkpointer import Checkpointer
 from engine.eventlog import encode_event
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import EventType
-from engine.graph import END, START, Graph
 from engine.projection import LogProjection
 from engine.service import ThreadService
+from tests.engine_graphs import one_node_graph
 from tests.group_double import MemoryGroup
 from tests.worker_graphs import Count, slow_graph
 
@@ -57,11 +57,7 @@ def test_a_second_start_of_a_thread_dropped_between_polls_is_still_rejected() ->
         runs.append(state.n)
         return {"n": state.n + 1}
 
-    g = Graph(Count, name="fast")
-    g.add_node("fast", fast)
-    g.add_edge(START, "fast")
-    g.add_edge("fast", END)
-    fast_graph = g.compile()
+    fast_graph = one_node_graph(Count, "fast", "fast", fast)
     log = InMemoryEventLog(partitions=2)
     on = {p: [t for t in (f"t{i}" for i in range(50)) if log.partition_of(t) == p] for p in (0, 1)}
     slow, before, quick = on[0][0], on[1][0], on[1][1]
