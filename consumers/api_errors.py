@@ -16,6 +16,8 @@ always means the log is unchanged.
     409 graph_mismatch         GraphMismatchError, GraphNotServedError
     409 idempotency_mismatch   IdempotencyMismatchError
     409 not_on_workers         NotOnWorkersError (the thread runs inline)
+    413 event_too_large        EventTooLargeError (input, values or a decision over
+                               the log's per-event limit)
     422 invalid_request        request validation (body, query, path, headers)
     422 unknown_graph          UnknownGraphError
     422 invalid_decision       InvalidDecisionError
@@ -44,6 +46,7 @@ from engine.errors import (
     CanonicalJSONError,
     ConflictError,
     EventLogError,
+    EventTooLargeError,
     GraphMismatchError,
     InvalidDecisionError,
     RunError,
@@ -96,6 +99,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (GraphNotServedError, 409, "graph_mismatch"),
     (IdempotencyMismatchError, 409, "idempotency_mismatch"),
     (NotOnWorkersError, 409, "not_on_workers"),
+    (EventTooLargeError, 413, "event_too_large"),
     (UnknownGraphError, 422, "unknown_graph"),
     (UnpinnedWebhookError, 422, "unpinned_webhook"),
     (InvalidDecisionError, 422, "invalid_decision"),

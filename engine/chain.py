@@ -30,6 +30,7 @@ from engine.events import (
     derive_event_id,
     nul_field,
 )
+from engine.sizing import MAX_EVENT_BYTES, check_size
 
 GENESIS_HASH = "0" * 64
 
@@ -74,7 +75,11 @@ class Draft:
 
 
 def seal(draft: Draft, *, prev_hash: str) -> Event:
-    """The event for `draft`, chained after `prev_hash`."""
+    """The event for `draft`, chained after `prev_hash`.
+
+    Refused with UnstorableTextError (a NUL) or EventTooLargeError (too big for
+    the log, see engine.sizing) before anything can be appended.
+    """
     # The full state is serialized once: agent states (message histories) run to
     # hundreds of KB, and each serialization is most of a step's CPU.
     state_bytes = canonical_bytes(draft.state_after)
@@ -94,6 +99,8 @@ def seal(draft: Draft, *, prev_hash: str) -> Event:
     if held is not None:  # every reader would take it for a dead letter: refused, not appended
         raise UnstorableTextError(f"event field {held!r} of thread {draft.thread_id!r} holds a "
                                   "NUL character, which no reader can store")
+    check_size(record, state=draft.state_after, state_size=len(state_bytes), delta=draft.delta,
+               limit=MAX_EVENT_BYTES)
     return unhashed.with_hash(compute_hash(record))
 
 

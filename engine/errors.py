@@ -119,5 +119,18 @@ class UnstorableTextError(RunError):
     """A text of the event to append (its field named) holds a NUL character."""
 
 
+class EventTooLargeError(RunError):
+    """The event to append would not fit the log's per-event limit (or the state after
+    it would not fit a snapshot); `part` and `field` name what made it big."""
+
+    def __init__(self, message: str, *, part: str, field: str | None, size: int,
+                 limit: int) -> None:
+        super().__init__(message)
+        self.part = part
+        self.field = field
+        self.size = size
+        self.limit = limit
+
+
 class ConflictError(RunError):
     """Another writer appended to the thread first; our event was rejected."""

@@ -15,7 +15,12 @@ from engine import interrupts, step
 from engine.awaiting import settled
 from engine.chain import Draft
 from engine.context import NodeContext
-from engine.errors import CanonicalJSONError, StateValidationError, UnstorableTextError
+from engine.errors import (
+    CanonicalJSONError,
+    EventTooLargeError,
+    StateValidationError,
+    UnstorableTextError,
+)
 from engine.faults import fault_point
 from engine.graph import CompiledGraph, NodeSpec
 
@@ -27,16 +32,18 @@ def storing(action: step.Action, frame: step.StepFrame, draft: Draft,
             seal: Callable[[Draft], T]) -> T:
     """seal(draft); a node whose result cannot be sealed fails instead, naming itself.
 
-    The seal is where a value that is not JSON, or text with a NUL, is found; a
-    crash there would replay the same step forever in a worker. A control event
-    the engine made that cannot be sealed is a bug and is raised.
+    The seal is where a value that is not JSON, text with a NUL, or an event too
+    big for the log is found; a crash there would replay the same step forever in
+    a worker. A control event the engine made that cannot be sealed is a bug and
+    is raised.
     """
     try:
         return seal(draft)
-    except (CanonicalJSONError, UnstorableTextError) as e:
+    except (CanonicalJSONError, UnstorableTextError, EventTooLargeError) as e:
         if not isinstance(action, step.RunNode):
             raise
-        problem = StateValidationError(node=action.node, field=None,
+        field = e.field if isinstance(e, EventTooLargeError) else None
+        problem = StateValidationError(node=action.node, field=field,
                                        problem=f"its result cannot be stored: {e}")
         log.warning("node result unstorable", extra={"node": action.node, "error": str(e),
                                                      "thread_id": frame.view.thread_id})

@@ -15,11 +15,15 @@ import threading
 import pytest
 
 from engine.acceptance import Rejection, accepted_history
+from engine.chain import seal
+from engine.delta import set_op
 from engine.errors import EventDecodeError
 from engine.eventlog import Delivery, EventLog, Position, Tail, encode_event
-from engine.events import Event
+from engine.events import Event, EventType
+from engine.sizing import MAX_EVENT_BYTES, SNAPSHOT_ROOM, estimated_bytes
 from schemas.errors import EncodeError
 from tests.eventbuild import chain, poll_at_least
+from tests.factories import ThreadWriter
 
 
 def _same_partition(log: EventLog, count: int, prefix: str) -> list[str]:
@@ -222,6 +226,38 @@ def test_an_event_that_does_not_encode_is_refused_before_anything_is_written(
 
     assert log.end_offsets() == before
     assert list(log.read_thread("t-invalid")) == []
+
+
+def _largest_events(thread_id: str) -> list[Event]:
+    """The biggest events `seal` lets through: a node's result and the pause after it
+    with the largest state a snapshot may hold, then recorded I/O up to the limit."""
+    w = ThreadWriter(thread_id)
+    w.start()
+    big = "s" * (MAX_EVENT_BYTES - SNAPSHOT_ROOM - 64)
+    events = [w.emit(EventType.NODE_COMPLETED, node="load", delta=[set_op("doc", big)]),
+              w.interrupt()]
+    probe = seal(w.draft(EventType.NODE_COMPLETED, node="llm", io=""), prev_hash=w.head.hash)
+    room = MAX_EVENT_BYTES - estimated_bytes(probe.to_record())
+    return [*events, w.emit(EventType.NODE_COMPLETED, node="llm", io="r" * room)]
+
+
+def test_the_largest_events_seal_allows_are_appended_and_read_back_intact(
+        log: EventLog) -> None:
+    """MAX_EVENT_BYTES fits the broker's default message limit, batched or not."""
+    events = _largest_events("t-largest")
+    assert estimated_bytes(events[-1].to_record()) == MAX_EVENT_BYTES
+
+    positions = log.append(events)
+
+    written = list(zip(positions, events, strict=True))
+    partition, offset = positions[0].partition, positions[0].offset
+    read = list(log.read(partition, offset))
+    assert [(d.position, d.event) for d in read] == written
+    reader = log.reader({partition: offset}, gather_ms=20)  # the projector's and workers' way
+    try:
+        assert [(d.position, d.event) for d in poll_at_least(reader, 3)] == written
+    finally:
+        reader.close()
 
 
 def test_tail_gives_the_end_and_every_record_from_a_start(log: EventLog) -> None:

@@ -19,6 +19,7 @@ from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event, EventType
 from engine.projection import LogProjection
 from engine.service import ThreadService
+from engine.sizing import MAX_EVENT_BYTES
 from tests.engine_graphs import Doc, one_node_graph
 
 _NOT_JSON = {"at": datetime.datetime(2026, 1, 1)}
@@ -32,6 +33,10 @@ def _records_through_the_api(state: Doc, ctx: NodeContext) -> dict[str, Any]:
 def _records_behind_its_back(state: Doc, ctx: NodeContext) -> dict[str, Any]:
     ctx.recorded_io.append({"kind": "llm", "request": None, "response": _NOT_JSON})
     return {"text": "answered"}
+
+
+def _too_big(state: Doc) -> dict[str, Any]:
+    return {"text": "x" * (MAX_EVENT_BYTES + 1)}  # Kafka would refuse it for good
 
 
 def _graph(node: Any, name: str = "io_graph") -> Any:
@@ -53,6 +58,7 @@ def _failure(cp: Checkpointer, thread: str) -> Event:
 @pytest.mark.parametrize(("node", "says"), [
     (_records_through_the_api, "field 'io': recorded 'llm' call is not JSON"),
     (_records_behind_its_back, "its result cannot be stored"),
+    (_too_big, "field 'text': its result cannot be stored"),
 ])
 def test_inline_the_step_fails_naming_the_node(cp: Checkpointer, node: Any, says: str) -> None:
     result = _graph(node).start("t", {"text": "hi"}, checkpointer=cp)
@@ -63,7 +69,7 @@ def test_inline_the_step_fails_naming_the_node(cp: Checkpointer, node: Any, says
     assert _failure(cp, "t").node == "llm"
 
 
-@pytest.mark.parametrize("node", [_records_through_the_api, _records_behind_its_back])
+@pytest.mark.parametrize("node", [_records_through_the_api, _records_behind_its_back, _too_big])
 def test_a_worker_fails_that_step_and_steps_the_other_threads(cp: Checkpointer,
                                                               node: Any) -> None:
     bad, fine = _graph(node), _graph(lambda state: {"text": "ok"}, name="fine_graph")

@@ -1,0 +1,121 @@
+"""An event too big for the log is refused when sealed; a node's oversized result fails
+that node, naming it and the field (invariant 7); a command appends nothing.
+
+Kafka refuses such a record for good: before this, a worker whose node returned
+one died on the append and died again on every restart (tests/contracts show that
+the largest event allowed does fit the real broker).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.checkpointer import Checkpointer
+from engine.errors import EventTooLargeError
+from engine.eventlog import encode_event
+from engine.eventlog_memory import InMemoryEventLog
+from engine.events import Event, EventType
+from engine.projection import LogProjection
+from engine.sizing import MAX_EVENT_BYTES, estimated_bytes, text_bytes
+from tests.engine_graphs import Doc, approval_graph, one_node_graph
+from tests.factories import ThreadWriter
+from tests.unit.test_api_support import ALICE, make_api
+
+BIG = "x" * (MAX_EVENT_BYTES + 1)
+
+
+@pytest.fixture
+def cp() -> Checkpointer:
+    log = InMemoryEventLog(partitions=2)
+    return Checkpointer(log=log, projection=LogProjection(log))
+
+
+def _events(cp: Checkpointer, thread: str) -> list[Event]:
+    return [d.event for d in cp.log.read_thread(thread) if d.event is not None]
+
+
+_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
+                max_size=300)
+
+
+@given(_TEXT, _TEXT, _TEXT)
+def test_the_estimate_never_falls_below_the_encoded_size(text: str, note: str,
+                                                         payload: str) -> None:
+    w = ThreadWriter("t\u00e9")
+    events = [w.start(text=text), w.step(message=note), w.interrupt(payload=payload),
+              w.decide(), w.fail("review"), w.complete()]
+    for event in events:
+        record = event.to_record()
+        assert text_bytes(record) - 64 <= len(encode_event(event)) \
+            <= estimated_bytes(record) - text_bytes(event.thread_id)
+
+
+def test_a_node_result_over_the_limit_fails_that_node_naming_the_field(
+        cp: Checkpointer) -> None:
+    graph = one_node_graph(Doc, "big_result", "llm", lambda state: {"text": BIG})
+
+    result = graph.start("t", {}, checkpointer=cp)
+
+    assert result.status == "failed" and result.error is not None
+    assert result.error.type == "StateValidationError"
+    for says in ("node 'llm'", "field 'text'", "over the log's limit of 1,000,000"):
+        assert says in result.error.message
+    events = _events(cp, "t")
+    assert [e.type for e in events] == [EventType.THREAD_STARTED, EventType.NODE_FAILED]
+    assert len(encode_event(events[-1])) < 10_000
+
+
+def test_a_state_grown_past_what_a_snapshot_holds_fails_the_node_that_grew_it(
+        cp: Checkpointer) -> None:
+    """Each event fits, but the next pause could not write the state: refused now."""
+    half = MAX_EVENT_BYTES // 2
+    graph = one_node_graph(Doc, "growing", "remember", lambda state: {"notes": ["n" * half]})
+
+    result = graph.start("t", {"text": "t" * half}, checkpointer=cp)
+
+    assert result.status == "failed" and result.error is not None
+    for says in ("node 'remember'", "field 'notes'", "too big for the snapshot"):
+        assert says in result.error.message
+
+
+def _refusal(cp: Checkpointer, call: Any) -> EventTooLargeError:
+    ends = cp.log.end_offsets()
+    with pytest.raises(EventTooLargeError) as caught:
+        call()
+    assert cp.log.end_offsets() == ends
+    return caught.value
+
+
+def test_commands_over_the_limit_are_refused_and_append_nothing(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    assert graph.start("w", {}, checkpointer=cp).status == "interrupted"
+
+    started = _refusal(cp, lambda: graph.start("s", {"text": BIG}, checkpointer=cp))
+    decided = _refusal(cp, lambda: graph.resume("w", {"why": BIG}, actor="ann",
+                                                checkpointer=cp))
+    edited = _refusal(cp, lambda: graph.update_state("w", {"text": BIG}, as_node="write",
+                                                     checkpointer=cp))
+
+    assert (started.part, started.field) == ("delta", "text")
+    assert "DecisionRecorded of thread 'w'" in str(decided)
+    assert edited.field == "text" and edited.size > edited.limit == MAX_EVENT_BYTES
+    assert cp.projection.require("w").status == "interrupted"
+
+
+def test_the_api_answers_413_and_appends_nothing() -> None:
+    api = make_api()
+    api.waiting("w")
+    before = api.ends()
+
+    r = api.decide("w", {"value": {"why": BIG}})
+    started = api.client.post("/threads", json={"graph": "doc_approval", "input": {"text": BIG}},
+                              headers=ALICE)
+
+    for answer in (r, started):
+        assert answer.status_code == 413, answer.json()
+        assert answer.json()["error"]["code"] == "event_too_large"
+    assert api.ends() == before
