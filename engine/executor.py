@@ -68,8 +68,10 @@ def run_node(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
         attempt += 1
         try:
             return _attempt(graph, spec, action, frame, attempt)
-        except StateValidationError as e:
-            return step.failed(frame, spec.name, e, attempt)  # loud, never retried
+        except (StateValidationError, step.RouteError) as e:
+            # the graph's or the state's fault, the same on every attempt: a retry
+            # would only run the node's side effects again
+            return step.failed(frame, spec.name, e, attempt)
         except Exception as e:  # the node's own failure: data for the log
             if not spec.retry.should_retry(e, attempt):
                 log.warning("node failed", extra={"node": spec.name, "attempts": attempt,
