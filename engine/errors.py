@@ -132,5 +132,9 @@ class EventTooLargeError(RunError):
         self.limit = limit
 
 
+class ForkError(RunError):
+    """fork() from a checkpoint after which nothing would run (the thread ended there)."""
+
+
 class ConflictError(RunError):
     """Another writer appended to the thread first; our event was rejected."""

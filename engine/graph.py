@@ -231,6 +231,14 @@ class CompiledGraph:
         return self.runner(checkpointer).resume(thread_id, value, actor=actor,
                                                 interrupt_id=interrupt_id, reason=reason)
 
+    def fork(self, source: dict[str, Any] | str, seq: int, thread_id: str, *,
+             actor: str | None = None, reason: str | None = None,
+             checkpointer: Checkpointer | None = None) -> RunResult:
+        """Start `thread_id` from checkpoint `seq` of `source`, as `source` would have gone
+        on from there, and run it inline (see engine.forking)."""
+        return self.runner(checkpointer).fork(thread_of(source), seq, thread_id, actor=actor,
+                                              reason=reason)
+
     def update_state(self, config: dict[str, Any] | str | None = None,
                      values: dict[str, Any] | None = None, *, as_node: str | None = None,
                      actor: str | None = None, reason: str | None = None,

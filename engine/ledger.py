@@ -52,6 +52,8 @@ class Outcome:
 
 
 def _status(view: ThreadView | None, event: Event) -> str:
+    if event.type is EventType.THREAD_FORKED and event.interrupt is not None:
+        return "interrupted"  # forked at a pause: waits on the same question
     if event.type is EventType.STATE_EDITED:
         closes = view is not None and _closes_interrupt(view, event)
         return "running" if closes else (view.status if view else "running")
@@ -64,7 +66,7 @@ def _closes_interrupt(view: ThreadView, event: Event) -> bool:
 
 
 def _interrupt(view: ThreadView | None, event: Event) -> InterruptInfo | None:
-    if event.type is EventType.INTERRUPTED:
+    if event.type in (EventType.INTERRUPTED, EventType.THREAD_FORKED):
         return event.interrupt
     if view is None or _status(view, event) != "interrupted":
         return None

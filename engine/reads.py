@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from engine.checkpointer import Checkpointer
 from engine.delta import State
-from engine.ledger import state_after
+from engine.events import Event
+from engine.ledger import ThreadView, rebuild, state_after
 from engine.projection import Checkpoint, CheckpointNotFoundError, ThreadNotFoundError
 from engine.service import read_head
 
@@ -40,3 +41,16 @@ def thread_history(cp: Checkpointer, thread_id: str) -> list[Checkpoint]:
     projected = cp.projection.all_history(thread_id)
     last = projected[-1].event.seq if projected else -1
     return [*projected, *(c for c in found.recent if c.event.seq > last)]
+
+
+def thread_at(cp: Checkpointer, thread_id: str, seq: int) -> tuple[ThreadView, Event]:
+    """The thread as it stood after `seq`, folded again from its events (hashes checked),
+    and the event at `seq`."""
+    events = [c.event for c in thread_history(cp, thread_id)]
+    if not events:
+        raise ThreadNotFoundError(thread_id)
+    if not 0 <= seq < len(events):
+        raise CheckpointNotFoundError(thread_id, seq)
+    view = rebuild(events[:seq + 1])
+    assert view is not None
+    return view, events[seq]

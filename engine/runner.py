@@ -17,7 +17,7 @@ from engine.events import ErrorInfo
 from engine.executor import execute, storing
 from engine.graph import CompiledGraph
 from engine.projection import Checkpoint
-from engine.reads import thread_history, thread_state
+from engine.reads import thread_at, thread_history, thread_state
 from engine.service import Cursor, ThreadService, interrupt_dict
 
 
@@ -67,6 +67,14 @@ class InlineRunner:
     def continue_(self, thread_id: str) -> RunResult:
         """Run a thread that is not waiting from its head (after an edit or a crash)."""
         return self._drive(self.threads.load(thread_id), confirm=True)
+
+    def fork(self, source_id: str, seq: int, thread_id: str, *, actor: str | None = None,
+             reason: str | None = None) -> RunResult:
+        """Append ThreadForked for `thread_id`, a fork of `source_id` after `seq` (see
+        engine.forking), and run it until it halts."""
+        source, at = thread_at(self.cp, source_id, seq)
+        return self._drive(self.threads.fork(source, at, thread_id, actor=actor,
+                                             reason=reason, mode="inline"))
 
     def get_state(self, thread_id: str, seq: int | None = None) -> dict[str, Any]:
         """State after `seq` (default: the head), everything this process wrote included."""

@@ -8,7 +8,7 @@ subclass before anything is appended.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from engine.errors import (
 from engine.eventlog import Position, Tail
 from engine.events import Event, EventType
 from engine.faults import fault_point
+from engine.forking import fork_draft
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView, advance
 from engine.projection import (
@@ -215,18 +216,33 @@ class ThreadService:
     def start(self, thread_id: str, input: dict[str, Any], *, actor: str | None,
               mode: str) -> Cursor:
         """Append ThreadStarted; ThreadExistsError if the thread has any accepted event."""
+        def started() -> Draft:
+            ops, state = self.graph.schema.initial(input)
+            first = step.first_node(self.graph, self.graph.schema.load(state, node="__start__"))
+            # No snapshot: the delta sets every field, so it already is the whole state.
+            return Draft(thread_id=thread_id, seq=0, type=EventType.THREAD_STARTED, node=None,
+                         occurred_at=self.cp.clock(), graph=self.graph.ref, delta=ops,
+                         state_after=state, actor=actor, route={"next": first}, mode=mode)
+        return self._open(thread_id, started)
+
+    def fork(self, source: ThreadView, at: Event, thread_id: str, *, actor: str | None,
+             reason: str | None, mode: str) -> Cursor:
+        """Append ThreadForked: `thread_id` goes on from `source` (its view after `at`)."""
+        if source.graph != self.graph.name:
+            raise GraphMismatchError(f"thread {source.thread_id!r} runs graph "
+                                     f"{source.graph!r}, not {self.graph.name!r}")
+        self.graph.schema.load(source.state, node="__fork__")  # today's model must take it
+        return self._open(thread_id, lambda: fork_draft(
+            self.graph, source, at, thread_id=thread_id, occurred_at=self.cp.clock(),
+            actor=actor, reason=reason, mode=mode))
+
+    def _open(self, thread_id: str, first: Callable[[], Draft]) -> Cursor:
+        """Append a new thread's first event; ThreadExistsError if it has any already."""
         found = read_head(self.cp, thread_id)
         if found.view is not None:
             raise ThreadExistsError(f"thread {thread_id!r} already exists")
-        ops, state = self.graph.schema.initial(input)
-        first = step.first_node(self.graph, self.graph.schema.load(state, node="__start__"))
-        # No snapshot: the delta sets every field, so it already is the whole state.
-        draft = Draft(thread_id=thread_id, seq=0, type=EventType.THREAD_STARTED, node=None,
-                      occurred_at=self.cp.clock(), graph=self.graph.ref, delta=ops,
-                      state_after=state, actor=actor,
-                      route={"next": first}, mode=mode)
         partition = self.cp.log.partition_of(thread_id)
-        return self.append_confirmed(None, draft, since=Position(partition, found.end))
+        return self.append_confirmed(None, first(), since=Position(partition, found.end))
 
     def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
                reason: str | None = None) -> Decided:

@@ -94,6 +94,9 @@ def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
         return Pause(node=str(head.node), when="after", next=nxt)
     if nxt == END:
         return Finish()
+    if head.type is EventType.THREAD_FORKED:  # its first step was settled when it was made
+        resumes = resumes_of(head)
+        return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
     answered = head.type in (EventType.DECISION_RECORDED, EventType.STATE_EDITED) \
         and head.node == nxt
     if nxt in graph.interrupt_before and not answered:

@@ -1,0 +1,145 @@
+"""Forks: a new thread goes on from a checkpoint of another as that thread would have.
+
+On the in-memory log; tests/integration/test_human_approval.py forks through the
+CLI on the real stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.checkpointer import Checkpointer
+from engine.errors import (
+    ForkError,
+    GraphMismatchError,
+    ThreadExistsError,
+)
+from engine.eventlog_memory import InMemoryEventLog
+from engine.events import Event, EventType, ForkOrigin
+from engine.projection import CheckpointNotFoundError, LogProjection, ThreadNotFoundError
+from tests.engine_graphs import (
+    Doc,
+    Flaky,
+    approval_graph,
+    asking_graph,
+    flaky_graph,
+    one_node_graph,
+)
+
+
+@pytest.fixture
+def cp() -> Checkpointer:
+    log = InMemoryEventLog(partitions=2)
+    return Checkpointer(log=log, projection=LogProjection(log))
+
+
+def _events(cp: Checkpointer, thread: str) -> list[Event]:
+    return [d.event for d in cp.log.read_thread(thread) if d.event is not None]
+
+
+def _approved(cp: Checkpointer, graph: Any, thread: str) -> None:
+    assert graph.start(thread, {"text": "draft"}, checkpointer=cp).status == "interrupted"
+    assert graph.resume(thread, {"approved": True}, actor="ann", checkpointer=cp).status == \
+        "completed"
+
+
+def test_a_fork_at_the_question_waits_on_it_and_takes_another_answer(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    _approved(cp, graph, "s")
+    asked = _events(cp, "s")[2]
+    assert asked.type is EventType.INTERRUPTED
+
+    waiting = graph.fork("s", 2, "f", actor="auditor", reason="what if rejected",
+                         checkpointer=cp)
+    done = graph.resume("f", {"approved": False}, actor="bob", checkpointer=cp)
+
+    assert waiting.status == "interrupted" and waiting.seq == 0
+    assert waiting.interrupt is not None and waiting.interrupt["id"] == "f:0:review"
+    assert done.status == "completed" and "published" not in done.state["notes"]
+    first = _events(cp, "f")[0]
+    assert (first.type, first.actor, first.reason) == \
+        (EventType.THREAD_FORKED, "auditor", "what if rejected")
+    assert first.parent == ForkOrigin(thread_id="s", seq=2, hash=asked.hash)
+    assert graph.get_state("f", 0, checkpointer=cp) == graph.get_state("s", 2, checkpointer=cp)
+    assert cp.projection.require("f").parent == first.parent
+    assert cp.projection.require("s").state["notes"][-1] == "published"  # the source is as it was
+
+
+def test_a_fork_where_the_source_would_pause_next_starts_waiting(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    _approved(cp, graph, "s")
+
+    result = graph.fork("s", 1, "f", checkpointer=cp)  # after write, before the pause
+
+    assert result.status == "interrupted" and result.interrupt is not None
+    assert (result.interrupt["node"], result.interrupt["when"]) == ("review", "before")
+    assert [e.type for e in _events(cp, "f")] == [EventType.THREAD_FORKED]
+
+
+def test_a_fork_at_a_decision_runs_the_decided_node_with_it(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    _approved(cp, graph, "s")
+    assert _events(cp, "s")[3].type is EventType.DECISION_RECORDED
+
+    result = graph.fork("s", 3, "f", checkpointer=cp)
+
+    assert result.status == "completed" and result.state["approved"] is True
+    assert [e.node for e in _events(cp, "f")[1:-1]] == ["review", "publish"]  # write not again
+
+
+def test_a_fork_after_a_dynamic_answer_carries_it_into_the_next_question(
+        cp: Checkpointer) -> None:
+    graph = asking_graph()
+    graph.start("s", {}, checkpointer=cp)
+    second = graph.resume("s", "Amber", actor="ann", checkpointer=cp)
+    assert second.status == "interrupted"
+
+    graph.fork("s", second.seq, "f", checkpointer=cp)
+    result = graph.resume("f", "no", actor="bob", checkpointer=cp)
+
+    assert result.status == "completed" and result.state["text"] == "Amber/no"
+
+
+def test_a_fork_at_a_pause_after_a_node_waits_there(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_after=["write"])
+    graph.start("s", {}, checkpointer=cp)
+
+    result = graph.fork("s", 1, "f", checkpointer=cp)
+
+    assert result.status == "interrupted" and result.interrupt is not None
+    assert (result.interrupt["node"], result.interrupt["when"]) == ("write", "after")
+
+
+def test_a_fork_at_a_failure_runs_the_failed_node_again(cp: Checkpointer) -> None:
+    node = Flaky(failures=1)
+    graph = flaky_graph(node, attempts=1)
+    failed = graph.start("s", {}, checkpointer=cp)
+    assert failed.status == "failed"
+
+    result = graph.fork("s", failed.seq, "f", checkpointer=cp)
+
+    assert result.status == "completed" and result.state["count"] == 2
+    assert cp.projection.require("s").status == "failed"
+
+
+def _refused(cp: Checkpointer, kind: type[Exception], call: Any) -> None:
+    ends = cp.log.end_offsets()
+    with pytest.raises(kind):
+        call()
+    assert cp.log.end_offsets() == ends
+
+
+def test_refused_forks_append_nothing(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    _approved(cp, graph, "s")
+    other = one_node_graph(Doc, "other", "n", lambda state: None)
+
+    last = len(_events(cp, "s")) - 1
+    _refused(cp, ForkError, lambda: graph.fork("s", last, "f", checkpointer=cp))
+    _refused(cp, ForkError, lambda: graph.fork("s", last - 1, "f", checkpointer=cp))
+    _refused(cp, ThreadExistsError, lambda: graph.fork("s", 2, "s", checkpointer=cp))
+    _refused(cp, CheckpointNotFoundError, lambda: graph.fork("s", 99, "f", checkpointer=cp))
+    _refused(cp, ThreadNotFoundError, lambda: graph.fork("nobody", 0, "f", checkpointer=cp))
+    _refused(cp, GraphMismatchError, lambda: other.fork("s", 2, "f", checkpointer=cp))
