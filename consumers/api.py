@@ -39,6 +39,8 @@ from consumers.api_models import (
     DecisionRequest,
     DecisionResponse,
     ErrorResponse,
+    ForkRequest,
+    ForkResponse,
     Health,
     HistoryPage,
     StartRequest,
@@ -113,6 +115,13 @@ def _target(request: Request) -> str:
     return (raw + (b"?" + query if query else b"")).decode("utf-8", "surrogateescape")
 
 
+def _new_thread_id(who: Identity, given: str | None, key: str | None) -> str:
+    """The id named, else the one the Idempotency-Key derives (a retry makes nothing new)."""
+    if given is not None:
+        return given
+    return thread_id_for_key(who.actor, key) if key else str(uuid.uuid4())
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorResponse} for code in (401, 422, 503, *codes)}
 
@@ -151,12 +160,29 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         if who.method == "hmac" and request_body.thread_id is None:
             raise UnpinnedWebhookError("a signed start must name its thread_id, so that a "
                                        "replay of it repeats instead of starting another")
-        thread_id = request_body.thread_id or (
-            thread_id_for_key(who.actor, idempotency_key) if idempotency_key
-            else str(uuid.uuid4()))
+        thread_id = _new_thread_id(who, request_body.thread_id, idempotency_key)
         answer = commands.start(graph_name=request_body.graph, thread_id=thread_id,
                                 input=request_body.input, actor=who.actor,
                                 from_key=request_body.thread_id is None and bool(idempotency_key))
+        if answer.replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        return answer.body
+
+    @app.post("/threads/{thread_id}/forks", status_code=202, response_model=ForkResponse,
+              tags=["threads"], responses=_errors(404, 409))
+    def post_fork(thread_id: ThreadPath, request_body: Annotated[ForkRequest, Body()],
+                  who: Writer, response: Response,
+                  idempotency_key: IdempotencyKey = None) -> ForkResponse:
+        """Start a thread from checkpoint `seq` of this one, going on as it would have from
+        there: it waits on the same question if this thread was waiting there (answer it
+        with a decision), else workers run its next node. Retries are answered once."""
+        if who.method == "hmac" and request_body.thread_id is None:
+            raise UnpinnedWebhookError("a signed fork must name its thread_id, so that a "
+                                       "replay of it repeats instead of forking again")
+        fork_id = _new_thread_id(who, request_body.thread_id, idempotency_key)
+        answer = commands.fork(source_id=thread_id, seq=request_body.seq, thread_id=fork_id,
+                               reason=request_body.reason, actor=who.actor,
+                               from_key=request_body.thread_id is None and bool(idempotency_key))
         if answer.replayed:
             response.headers[REPLAYED_HEADER] = "true"
         return answer.body

@@ -31,6 +31,8 @@ from consumers.api_errors import (
 )
 from consumers.api_models import (
     DecisionResponse,
+    ForkOriginOut,
+    ForkResponse,
     HistoryPage,
     StartResponse,
     StateOut,
@@ -48,10 +50,11 @@ from engine.errors import (
     ThreadExistsError,
     ThreadNotWaitingError,
 )
-from engine.events import Event, EventType
+from engine.events import Event, EventType, ForkOrigin
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
 from engine.projection import ThreadNotFoundError
+from engine.reads import thread_at
 from engine.service import ThreadService, catch_up, read_head
 
 WORKER_MODE = "worker"
@@ -114,6 +117,35 @@ class Commands:
             return Answer(body=_started(first), replayed=True)
         return Answer(body=StartResponse(thread_id=thread_id, graph=graph.name,
                                          status="running", seq=0), replayed=False)
+
+    def fork(self, *, source_id: str, seq: int, thread_id: str, reason: str | None,
+             actor: str, from_key: bool) -> Answer[ForkResponse]:
+        """Append ThreadForked (worker mode) from checkpoint `seq` of `source_id`; the
+        first answer again for a repeat."""
+        with self._gate:
+            return self._fork(source_id, seq, thread_id, reason, actor, from_key)
+
+    def _fork(self, source_id: str, seq: int, thread_id: str, reason: str | None, actor: str,
+              from_key: bool) -> Answer[ForkResponse]:
+        source, at = thread_at(self.cp, source_id, seq)
+        graph = self.graphs.get(source.graph)
+        if graph is None:
+            raise GraphNotServedError(f"thread {source_id!r} runs graph {source.graph!r}, "
+                                      "which this server does not serve")
+        service = ThreadService(graph, self.cp)
+        try:
+            cursor = service.fork(source, at, thread_id, actor=actor, reason=reason,
+                                  mode=WORKER_MODE)
+        except (ThreadExistsError, ConflictError) as e:
+            first = self._first_event(service, thread_id)
+            if first is None or not _same_fork(first, at, actor):
+                if from_key and first is not None:
+                    raise IdempotencyMismatchError(
+                        "this Idempotency-Key already made another thread, from another "
+                        f"checkpoint or actor (thread {thread_id!r})") from None
+                raise e from None
+            return Answer(body=_forked(first), replayed=True)
+        return Answer(body=_forked(cursor.head), replayed=False)
 
     def decide(self, *, thread_id: str, value: Any, interrupt_id: str | None,
                reason: str | None, actor: str) -> Answer[DecisionResponse]:
@@ -216,6 +248,21 @@ class Commands:
             if step.is_decision(cp.event, value, actor, interrupt_id):
                 return cp.event
         return None
+
+
+def _same_fork(first: Event, at: Event, actor: str) -> bool:
+    return first.type is EventType.THREAD_FORKED and first.actor == actor \
+        and first.mode == WORKER_MODE and first.parent == ForkOrigin(
+            thread_id=at.thread_id, seq=at.seq, hash=at.hash)
+
+
+def _forked(first: Event) -> ForkResponse:
+    assert first.parent is not None
+    origin = first.parent
+    return ForkResponse(thread_id=first.thread_id, graph=first.graph.name,
+                        status="interrupted" if first.interrupt else "running", seq=first.seq,
+                        parent=ForkOriginOut(thread_id=origin.thread_id, seq=origin.seq,
+                                             hash=origin.hash))
 
 
 def _started(first: Event) -> StartResponse:

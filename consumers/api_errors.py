@@ -13,6 +13,7 @@ always means the log is unchanged.
     409 thread_not_waiting     ThreadNotWaitingError
     409 stale_interrupt        StaleInterruptError
     409 conflict               ConflictError (a racing writer appended first)
+    409 nothing_to_run         ForkError (a fork of a checkpoint where the thread ended)
     409 graph_mismatch         GraphMismatchError, GraphNotServedError
     409 idempotency_mismatch   IdempotencyMismatchError
     409 not_on_workers         NotOnWorkersError (the thread runs inline)
@@ -47,6 +48,7 @@ from engine.errors import (
     ConflictError,
     EventLogError,
     EventTooLargeError,
+    ForkError,
     GraphMismatchError,
     InvalidDecisionError,
     RunError,
@@ -98,6 +100,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (GraphMismatchError, 409, "graph_mismatch"),
     (GraphNotServedError, 409, "graph_mismatch"),
     (IdempotencyMismatchError, 409, "idempotency_mismatch"),
+    (ForkError, 409, "nothing_to_run"),
     (NotOnWorkersError, 409, "not_on_workers"),
     (EventTooLargeError, 413, "event_too_large"),
     (UnknownGraphError, 422, "unknown_graph"),

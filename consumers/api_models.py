@@ -67,6 +67,14 @@ class StartResponse(BaseModel):
     seq: int
 
 
+class ForkRequest(_Body):
+    seq: int = Field(ge=0, le=MAX_SEQ, description="the checkpoint of the thread to go on from")
+    thread_id: ThreadId | None = Field(
+        default=None, description="the fork's id; default: derived from the "
+        "Idempotency-Key header, else a random UUID")
+    reason: Text | None = None
+
+
 class DecisionRequest(_Body):
     value: Any = Field(description="the decision, any JSON value (e.g. {\"approved\": true})")
     interrupt_id: Text | None = Field(default=None, description="the interrupt answered; "
@@ -93,6 +101,15 @@ class ForkOriginOut(BaseModel):
     thread_id: str
     seq: int
     hash: str
+
+
+class ForkResponse(BaseModel):
+    thread_id: str
+    graph: str
+    status: Status = Field(description="interrupted when the source was waiting (or about to "
+                           "pause) there; running when workers go on with a node")
+    seq: int
+    parent: ForkOriginOut
 
 
 class ThreadSummary(BaseModel):

@@ -1,4 +1,4 @@
-"""`amber start | resume | edit`: run threads inline from the command line.
+"""`amber start | resume | edit | fork`: run threads inline from the command line.
 
 Each is a short-lived process: it appends, runs what it can, and exits. The
 resume path is what a webhook launches, so imports stay lazy. Each closes its
@@ -100,6 +100,25 @@ def edit(thread_id: str,
         with _thread_graph(thread_id, graph) as (cp, app_graph):
             _print_result(app_graph.update_state(thread_id, update, as_node=as_node,
                                                  actor=actor, reason=reason, checkpointer=cp))
+    except AmberError as e:
+        raise fail(e) from None
+
+
+@app.command()
+def fork(thread_id: Annotated[str, typer.Argument(help="the thread to fork")],
+         seq: Annotated[int, typer.Option("--seq", help="the checkpoint to go on from")],
+         new_thread: Annotated[str, typer.Option("--thread", "-t", help="the fork's id")],
+         actor: Annotated[str, typer.Option(help="who forks")] = "cli",
+         reason: Annotated[str | None, typer.Option(help="why")] = None,
+         graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
+    """Start thread --thread from checkpoint SEQ of THREAD_ID, going on as THREAD_ID would
+    have from there (it waits if THREAD_ID was waiting), and run it inline."""
+    from engine.errors import AmberError
+
+    try:
+        with _thread_graph(thread_id, graph) as (cp, app_graph):
+            _print_result(app_graph.fork(thread_id, seq, new_thread, actor=actor,
+                                         reason=reason, checkpointer=cp))
     except AmberError as e:
         raise fail(e) from None
 

@@ -114,6 +114,31 @@ def test_edit_from_the_command_line_records_who_changed_what(
     assert (last["type"], last["node"], last["actor"]) == ("StateEdited", "human_review", "eve")
 
 
+def test_an_auditor_forks_at_the_question_and_answers_it_otherwise(
+        env: dict[str, str], projector: subprocess.Popen[bytes]) -> None:
+    """What if the reviewer had said no: a fork, in new processes, from the raw log's
+    checkpoint; the source keeps its history and its one email."""
+    _start(env, "tx-src")
+    amber(env, "resume", "tx-src", "--value", '{"approved": true}', "--actor", "alice")
+    asked = _json(amber(env, "history", "tx-src", "--json"))["events"][2]
+    assert asked["type"] == "Interrupted"
+
+    forked = _json(amber(env, "fork", "tx-src", "--seq", "2", "--thread", "tx-what-if",
+                         "--actor", "auditor", "--reason", "what if rejected"))
+    assert forked["status"] == "interrupted" and forked["interrupt"]["id"] == \
+        "tx-what-if:0:human_review"
+    done = _json(amber(env, "resume", "tx-what-if", "--value", '{"approved": false}',
+                       "--actor", "bob"))
+
+    assert done["status"] == "completed" and len(_outbox(env)) == 1
+    first = _json(amber(env, "history", "tx-what-if", "--json"))["events"][0]
+    assert (first["type"], first["actor"], first["reason"]) == \
+        ("ThreadForked", "auditor", "what if rejected")
+    assert (first["parent"]["thread_id"], first["parent"]["seq"]) == ("tx-src", 2)
+    assert amber(env, "verify", "tx-what-if").returncode == 0  # the projection is the log's fold
+    assert _json(amber(env, "state", "tx-src", "--json"))["status"] == "completed"
+
+
 def test_rejection_ends_without_sending(env: dict[str, str],
                                         projector: subprocess.Popen[bytes]) -> None:
     _start(env, "tx-reject")
