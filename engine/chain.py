@@ -13,7 +13,7 @@ state_hash = sha256 hex of the canonical JSON of the full state after the event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.canonical import canonical_bytes, canonical_text, sha256_hex
@@ -21,6 +21,7 @@ from engine.delta import Op, State
 from engine.errors import UnstorableTextError
 from engine.events import (
     ENGINE_VERSION,
+    SNAPSHOT_TYPES,
     ErrorInfo,
     Event,
     EventType,
@@ -30,7 +31,7 @@ from engine.events import (
     derive_event_id,
     nul_field,
 )
-from engine.sizing import MAX_EVENT_BYTES, check_size
+from engine.sizing import MAX_EVENT_BYTES, check_size, estimated_bytes
 
 GENESIS_HASH = "0" * 64
 
@@ -95,6 +96,12 @@ def seal(draft: Draft, *, prev_hash: str) -> Event:
         reason=draft.reason, parent=draft.parent,
     )
     record = unhashed.to_record()
+    if draft.with_snapshot and draft.type not in SNAPSHOT_TYPES \
+            and estimated_bytes(record) > MAX_EVENT_BYTES:
+        # a periodic snapshot only shortens later reads: the event is what must fit, and
+        # whether a node's result fits must not depend on its seq
+        unhashed = replace(unhashed, snapshot=None)
+        record = unhashed.to_record()
     held = nul_field(record)
     if held is not None:  # every reader would take it for a dead letter: refused, not appended
         raise UnstorableTextError(f"event field {held!r} of thread {draft.thread_id!r} holds a "

@@ -34,6 +34,11 @@ class EventType(StrEnum):
     THREAD_CANCELLED = "ThreadCancelled"
 
 
+# Events that always carry a full snapshot (DESIGN "Event model"); any other may carry
+# one every K events, to bound the deltas a historical read folds.
+SNAPSHOT_TYPES = frozenset({EventType.INTERRUPTED, EventType.THREAD_COMPLETED})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GraphRef:
     name: str

@@ -6,6 +6,10 @@ every restart, holding its partitions. So `seal` refuses such an event first and
 says what made it big; a node's oversized result becomes that node's failure
 (executor.storing), as any other result the log cannot hold.
 
+A periodic snapshot (every K events) that would push an event over the limit
+is left out instead: it only shortens later reads, and whether a node's result
+fits must not depend on its seq.
+
 The state after every event must also fit a snapshot: an interrupt or the
 thread's completion writes the whole state, and a thread must never reach a
 state that its next pause could not record.

@@ -16,7 +16,7 @@ from engine.canonical import canonical_text, same_json
 from engine.chain import Draft
 from engine.delta import Op, State
 from engine.errors import StateValidationError
-from engine.events import ErrorInfo, Event, EventType, InterruptInfo
+from engine.events import SNAPSHOT_TYPES, ErrorInfo, Event, EventType, InterruptInfo
 from engine.graph import END, START, CompiledGraph
 from engine.ledger import ThreadView
 
@@ -141,8 +141,7 @@ class StepFrame:
 
     def draft(self, type_: EventType, node: str | None, ops: list[Op], state: State,
               **extra: Any) -> Draft:
-        snap = type_ in (EventType.INTERRUPTED, EventType.THREAD_COMPLETED) \
-            or self.seq % self.snapshot_every == 0
+        snap = type_ in SNAPSHOT_TYPES or self.seq % self.snapshot_every == 0
         return Draft(thread_id=self.view.thread_id, seq=self.seq, type=type_, node=node,
                      occurred_at=self.occurred_at, graph=self.graph.ref, delta=ops,
                      state_after=state, with_snapshot=snap, mode=self.view.mode, **extra)

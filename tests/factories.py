@@ -17,11 +17,18 @@ from engine.acceptance import Head
 from engine.chain import Draft, compute_hash, seal
 from engine.delta import Op, State, append_op, fold, merge_op, set_op, unset_op
 from engine.eventlog import EventLog
-from engine.events import ErrorInfo, Event, EventType, ForkOrigin, GraphRef, InterruptInfo
+from engine.events import (
+    SNAPSHOT_TYPES,
+    ErrorInfo,
+    Event,
+    EventType,
+    ForkOrigin,
+    GraphRef,
+    InterruptInfo,
+)
 
 GRAPH = GraphRef(name="demo", fingerprint="f00d" * 4)
 T0 = 1_700_000_000_000_000  # µs since the epoch: 2023-11-14
-_SNAPSHOTTED = {EventType.INTERRUPTED, EventType.THREAD_COMPLETED}
 
 
 class ThreadWriter:
@@ -47,7 +54,7 @@ class ThreadWriter:
         """The Draft of the next event, without sealing or recording it."""
         seq = self.next_seq
         every = self.snapshot_every
-        with_snapshot = type_ in _SNAPSHOTTED or (every > 0 and seq > 0 and seq % every == 0)
+        with_snapshot = type_ in SNAPSHOT_TYPES or (every > 0 and seq > 0 and seq % every == 0)
         return Draft(thread_id=self.thread_id, seq=seq, type=type_, node=node,
                      occurred_at=self._clock + seq * self._step_us, graph=self.graph,
                      delta=list(delta), state_after=fold(self.state, delta),

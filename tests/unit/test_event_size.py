@@ -119,3 +119,19 @@ def test_the_api_answers_413_and_appends_nothing() -> None:
         assert answer.status_code == 413, answer.json()
         assert answer.json()["error"]["code"] == "event_too_large"
     assert api.ends() == before
+
+
+def test_a_periodic_snapshot_that_would_not_fit_is_left_out_not_the_result() -> None:
+    """Whether a result fits must not depend on whether its seq falls on a snapshot."""
+    log = InMemoryEventLog(partitions=2)
+    cp = Checkpointer(log=log, projection=LogProjection(log), snapshot_every=1)
+    third = MAX_EVENT_BYTES * 2 // 5
+    graph = one_node_graph(Doc, "periodic", "remember", lambda state: {"notes": ["n" * third]})
+
+    result = graph.start("t", {"text": "t" * third}, checkpointer=cp)
+
+    assert result.status == "completed"
+    _started, remembered, completed = _events(cp, "t")
+    assert remembered.type is EventType.NODE_COMPLETED and remembered.snapshot is None
+    assert completed.snapshot is not None  # a required one is always written
+    assert cp.projection.get_state("t", 1)["notes"] == ["n" * third]
