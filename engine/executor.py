@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from engine import interrupts, step
-from engine.awaiting import settled
+from engine.awaiting import settled, settled_within
 from engine.chain import Draft
 from engine.context import NodeContext
 from engine.errors import (
@@ -88,7 +88,7 @@ def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
     token = interrupts.enter(action.resumes)
     try:
         model = schema.load(view.state, node=spec.name)
-        update = settled(spec.fn(model, ctx) if spec.takes_context else spec.fn(model))
+        update = _called(spec, (model, ctx) if spec.takes_context else (model,))
         fault_point(f"after_node:{spec.name}")
     except interrupts.NodeInterrupt as ni:
         return step.interrupted(frame, spec.name, "inside", ni.payload, spec.name,
@@ -98,6 +98,12 @@ def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
     ops, state = schema.apply(view.state, _as_update(update, spec.name), node=spec.name)
     nxt = step.route_after(graph, spec.name, schema.load(state, node=spec.name))
     return step.completed(frame, spec.name, ops, state, nxt, ctx.recorded_io)
+
+
+def _called(spec: NodeSpec, args: tuple[Any, ...]) -> Any:
+    if spec.timeout_s is None:
+        return settled(spec.fn(*args))  # in this thread: nothing to watch
+    return settled_within(spec.fn, args, spec.timeout_s, node=spec.name)
 
 
 def _as_update(update: Any, node: str) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import math
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ class NodeSpec:
     fn: NodeFn
     retry: RetryPolicy
     takes_context: bool
+    timeout_s: float | None = None  # per attempt
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,7 +65,9 @@ class Graph:
         self._branches: dict[str, Branch] = {}
 
     def add_node(self, name: str | NodeFn, fn: NodeFn | None = None, *,
-                 retry: RetryPolicy | None = None) -> Graph:
+                 retry: RetryPolicy | None = None, timeout_s: float | None = None) -> Graph:
+        """Add a node; `timeout_s` bounds each attempt (NodeTimeoutError, retried per
+        `retry` like any failure)."""
         if callable(name):
             fn, name = name, name.__name__
         if fn is None or not callable(fn) or not isinstance(name, str):
@@ -72,9 +76,12 @@ class Graph:
             raise GraphDefinitionError(f"node name {name!r} is reserved or already used")
         if "\x00" in name:  # it would be in every event of the node, which none may hold
             raise GraphDefinitionError(f"node name {name!r} holds a NUL character")
+        if timeout_s is not None and not (0 < timeout_s < math.inf):
+            raise GraphDefinitionError(f"node {name!r}: timeout_s must be a positive number "
+                                       f"of seconds, not {timeout_s!r}")
         takes_ctx = len(inspect.signature(fn).parameters) >= 2
         self._nodes[name] = NodeSpec(name=name, fn=fn, retry=retry or NO_RETRY,
-                                     takes_context=takes_ctx)
+                                     takes_context=takes_ctx, timeout_s=timeout_s)
         return self
 
     def add_edge(self, source: str, target: str) -> Graph:
