@@ -21,7 +21,6 @@ from engine.delta import Op, State
 from engine.errors import UnstorableTextError
 from engine.events import (
     ENGINE_VERSION,
-    SNAPSHOT_TYPES,
     ErrorInfo,
     Event,
     EventType,
@@ -96,18 +95,18 @@ def seal(draft: Draft, *, prev_hash: str) -> Event:
         reason=draft.reason, parent=draft.parent,
     )
     record = unhashed.to_record()
-    if draft.with_snapshot and draft.type not in SNAPSHOT_TYPES \
-            and estimated_bytes(record) > MAX_EVENT_BYTES:
-        # a periodic snapshot only shortens later reads: the event is what must fit, and
-        # whether a node's result fits must not depend on its seq
+    size = estimated_bytes(record, snapshot_size=len(state_bytes) if draft.with_snapshot
+                           else None)
+    if draft.with_snapshot and size > MAX_EVENT_BYTES:  # rule 1 of engine.sizing
         unhashed = replace(unhashed, snapshot=None)
         record = unhashed.to_record()
+        size -= len(state_bytes)
     held = nul_field(record)
     if held is not None:  # every reader would take it for a dead letter: refused, not appended
         raise UnstorableTextError(f"event field {held!r} of thread {draft.thread_id!r} holds a "
                                   "NUL character, which no reader can store")
-    check_size(record, state=draft.state_after, state_size=len(state_bytes), delta=draft.delta,
-               limit=MAX_EVENT_BYTES)
+    check_size(record, size=size, state=draft.state_after, state_size=len(state_bytes),
+               delta=draft.delta, limit=MAX_EVENT_BYTES)
     return unhashed.with_hash(compute_hash(record))
 
 

@@ -6,13 +6,16 @@ every restart, holding its partitions. So `seal` refuses such an event first and
 says what made it big; a node's oversized result becomes that node's failure
 (executor.storing), as any other result the log cannot hold.
 
-A periodic snapshot (every K events) that would push an event over the limit
-is left out instead: it only shortens later reads, and whether a node's result
-fits must not depend on its seq.
+Three rules, in `seal`:
 
-The state after every event must also fit a snapshot: an interrupt or the
-thread's completion writes the whole state, and a thread must never reach a
-state that its next pause could not record.
+1. A snapshot that would push its event over the limit is left out: it only
+   shortens later reads. Periodic ones (every K events) meet this routinely, so
+   whether a node's result fits does not depend on its seq; a required one (on
+   Interrupted, ThreadCompleted) only for a state that predates rule 2, which
+   must not leave its thread unable to pause, fail or finish.
+2. An event that changes the state must leave one that a snapshot can hold, so
+   that the next pause can write it whole (DESIGN "Event model").
+3. An event still over the limit is refused (EventTooLargeError).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ MAX_EVENT_BYTES = 1_000_000
 # single-object header: ~25 fields, a few bytes each. Counted generously, so the
 # estimate never comes out below the encoded size.
 FRAMING_BYTES = 1_024
-# Room left beside a snapshot for the texts of the control event carrying it.
+# Room left beside a snapshot for the texts of the control event carrying it (ids,
+# names, hashes). A thread id of kilobytes could still overflow it: that pause then
+# goes without its snapshot (see seal) rather than failing.
 SNAPSHOT_ROOM = 8_192
 _TEXT_PARTS = ("delta", "snapshot", "io", "interrupt", "error", "route", "reason", "actor")
 
@@ -47,23 +52,31 @@ def text_bytes(value: Any) -> int:
     return 0
 
 
-def estimated_bytes(record: Mapping[str, Any]) -> int:
-    """An upper bound of the log record's size: its Avro value, and its key (the thread id)."""
-    return FRAMING_BYTES + text_bytes(record) + text_bytes(record["thread_id"])
+def estimated_bytes(record: Mapping[str, Any], *, snapshot_size: int | None = None) -> int:
+    """An upper bound of the log record's size: its Avro value, and its key (the thread id).
+
+    `snapshot_size`, when the caller knows it, stands for the snapshot's text: a
+    state that is not ASCII would otherwise be encoded again just to be measured.
+    """
+    texts = text_bytes(record) if snapshot_size is None else \
+        text_bytes({k: v for k, v in record.items() if k != "snapshot"}) + snapshot_size
+    return FRAMING_BYTES + texts + text_bytes(record["thread_id"])
 
 
-def check_size(record: Mapping[str, Any], *, state: State, state_size: int, delta: list[Op],
-               limit: int) -> None:
-    """EventTooLargeError if the event, or a snapshot of the state after it, would not fit."""
-    size = estimated_bytes(record)
+def check_size(record: Mapping[str, Any], *, size: int, state: State, state_size: int,
+               delta: list[Op], limit: int) -> None:
+    """EventTooLargeError if the event (`size`, see estimated_bytes) would not fit, or if it
+    changes the state into one a snapshot could not hold."""
     if size > limit:
         part = max(_TEXT_PARTS, key=lambda name: text_bytes(record.get(name)))
-        field = _grown_field(state, delta) if part in ("delta", "snapshot") else None
-        raise _too_large(record, f"the event would be {size:,} bytes", part, field, size, limit)
-    if state_size + SNAPSHOT_ROOM > limit:
-        raise _too_large(record, f"the state after it would be {state_size:,} bytes, too big "
-                                 "for the snapshot a pause must write", "state",
-                         _grown_field(state, delta), state_size, limit)
+        field = _blamed(state, delta) if part in ("delta", "snapshot") else None
+        raise _too_large(record, f"the event would be {size:,} bytes, over the log's limit "
+                                 f"of {limit:,} per event", part, field, size, limit)
+    room = limit - SNAPSHOT_ROOM
+    if delta and state_size > room:  # an event that leaves the state as it was cannot grow it
+        raise _too_large(record, f"the state after it would be {state_size:,} bytes, over the "
+                                 f"{room:,} a snapshot may hold (a pause must write one)",
+                         "state", _blamed(state, delta), state_size, room)
 
 
 def _too_large(record: Mapping[str, Any], what: str, part: str, field: str | None,
@@ -71,13 +84,17 @@ def _too_large(record: Mapping[str, Any], what: str, part: str, field: str | Non
     at = f" at node {record['node']!r}" if record.get("node") else ""
     big = f"{part} (state field {field!r})" if field else part
     return EventTooLargeError(
-        f"{record['type']} of thread {record['thread_id']!r}{at}: {what}, over the log's "
-        f"limit of {limit:,} per event; most of it is {big}. Keep large values out of "
-        "the state and store a reference to them instead", part=part, field=field,
-        size=size, limit=limit)
+        f"{record['type']} of thread {record['thread_id']!r}{at}: {what}; most of it is "
+        f"{big}. Keep large values out of the state and store a reference to them instead",
+        part=part, field=field, size=size, limit=limit)
 
 
-def _grown_field(state: State, delta: list[Op]) -> str | None:
-    """The biggest field this event changed (the one that grew), else the biggest field."""
-    touched = [f for f in (op.get("field") for op in delta) if f in state] or list(state)
-    return max(touched, key=lambda f: len(canonical_bytes(state[f])), default=None)
+def _blamed(state: State, delta: list[Op]) -> str | None:
+    """The field this event added the most bytes to, else (no delta) the biggest field."""
+    if delta:
+        return str(max(delta, key=_added_bytes)["field"])
+    return max(state, key=lambda f: len(canonical_bytes(state[f])), default=None)
+
+
+def _added_bytes(op: Op) -> int:
+    return len(canonical_bytes(op.get("values", op.get("value"))))

@@ -107,7 +107,8 @@ def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
 
 
 class RouteError(Exception):
-    """A router returned a key its mapping does not know."""
+    """A router raised, or returned a key its mapping does not know: the graph's fault,
+    so the node whose result it routes is failed, never retried."""
 
 
 def route_after(graph: CompiledGraph, node: str, state: BaseModel) -> str:
@@ -115,7 +116,10 @@ def route_after(graph: CompiledGraph, node: str, state: BaseModel) -> str:
     branch = graph.branches.get(node)
     if branch is None:
         return graph.edges[node]
-    key = branch.router(state)
+    try:
+        key = branch.router(state)
+    except Exception as e:  # retrying the node would only run its effects again
+        raise RouteError(f"router of {node!r} raised {type(e).__name__}: {e}") from e
     target = branch.mapping.get(key) if branch.mapping is not None else key
     if not isinstance(target, str) or (target not in graph.nodes and target != END):
         raise RouteError(f"router of {node!r} returned {key!r}, which leads nowhere")

@@ -14,13 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import engine.chain as chain
 from engine.checkpointer import Checkpointer
 from engine.errors import EventTooLargeError
 from engine.eventlog import encode_event
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event, EventType
 from engine.projection import LogProjection
-from engine.sizing import MAX_EVENT_BYTES, estimated_bytes, text_bytes
+from engine.sizing import MAX_EVENT_BYTES, SNAPSHOT_ROOM, estimated_bytes, text_bytes
 from tests.engine_graphs import Doc, approval_graph, one_node_graph
 from tests.factories import ThreadWriter
 from tests.unit.test_api_support import ALICE, make_api
@@ -78,8 +79,57 @@ def test_a_state_grown_past_what_a_snapshot_holds_fails_the_node_that_grew_it(
     result = graph.start("t", {"text": "t" * half}, checkpointer=cp)
 
     assert result.status == "failed" and result.error is not None
-    for says in ("node 'remember'", "field 'notes'", "too big for the snapshot"):
+    for says in ("node 'remember'", "field 'notes'", "over the 991,808 a snapshot may hold"):
         assert says in result.error.message
+
+
+def test_the_field_blamed_is_the_one_this_step_grew(cp: Checkpointer) -> None:
+    graph = one_node_graph(Doc, "blame", "n", lambda state: {"notes": ["hi"],
+                                                             "text": "y" * 195_000})
+
+    result = graph.start("t", {"notes": ["n" * 800_000]}, checkpointer=cp)
+
+    assert result.error is not None and "field 'text'" in result.error.message
+
+
+def _legacy(monkeypatch: pytest.MonkeyPatch, start: Any) -> Any:
+    """What `start` wrote as a release before the limit would have (Kafka took ~1 MB)."""
+    checked = chain.check_size
+    monkeypatch.setattr(chain, "check_size", lambda *a, **k: None)
+    try:
+        return start()
+    finally:
+        monkeypatch.setattr(chain, "check_size", checked)
+
+
+def test_a_thread_whose_state_predates_the_limit_can_still_be_decided_and_fail(
+        cp: Checkpointer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its decision adds nothing to the state, and its node's NodeFailed must be sealable:
+    a refusal there would crash a worker on every restart."""
+    graph = approval_graph(interrupt_before=["review"])
+    big = "x" * (MAX_EVENT_BYTES - 5_000)
+    assert _legacy(monkeypatch, lambda: graph.start("old", {"text": big}, checkpointer=cp)
+                   ).status == "interrupted"
+
+    result = graph.resume("old", {"approved": True}, actor="ann", checkpointer=cp)
+
+    assert result.status == "failed" and result.error is not None
+    assert "node 'review'" in result.error.message
+    types = [e.type for e in _events(cp, "old")][-2:]
+    assert types == [EventType.DECISION_RECORDED, EventType.NODE_FAILED]
+
+
+def test_a_pause_whose_snapshot_would_not_fit_goes_without_it(cp: Checkpointer) -> None:
+    """A thread id of kilobytes outgrows the room beside the snapshot: the thread still
+    pauses, rather than failing its step forever."""
+    graph = approval_graph(interrupt_before=["write"])
+    thread = "t" * 3_000
+
+    result = graph.start(thread, {"text": "x" * (MAX_EVENT_BYTES - SNAPSHOT_ROOM - 1_000)},
+                         checkpointer=cp)
+
+    assert result.status == "interrupted"
+    assert _events(cp, thread)[-1].snapshot is None
 
 
 def _refusal(cp: Checkpointer, call: Any) -> EventTooLargeError:

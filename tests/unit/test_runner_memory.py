@@ -145,9 +145,15 @@ def test_retries_then_success_and_final_failure(cp: Checkpointer) -> None:
     assert _types(cp, "f2")[-1] == str(EventType.NODE_FAILED)
 
 
-def test_a_router_leading_nowhere_fails_the_node_once_without_retrying_it(
-        cp: Checkpointer) -> None:
-    """A mapping miss is the graph's bug: a retry would only run the node's effects again."""
+def _raises(state: Any) -> str:
+    return {"known": "on"}[state.text]  # KeyError: the router's own bug
+
+
+@pytest.mark.parametrize(("router", "says"), [(lambda s: "sideways", "'sideways'"),
+                                              (_raises, "raised KeyError")])
+def test_a_router_that_leads_nowhere_fails_the_node_once_without_retrying_it(
+        cp: Checkpointer, router: Any, says: str) -> None:
+    """The graph's bug: a retry would only run the node's effects again."""
     from engine.graph import END, START, Graph
     from engine.retry import RetryPolicy
     from tests.engine_graphs import Doc
@@ -157,12 +163,12 @@ def test_a_router_leading_nowhere_fails_the_node_once_without_retrying_it(
     g.add_node("w", calls, retry=RetryPolicy(max_attempts=3, initial_backoff_s=0.001,
                                              retry_on=(Exception,)))
     g.add_edge(START, "w")
-    g.add_conditional_edges("w", lambda s: "sideways", {"on": END})
+    g.add_conditional_edges("w", router, {"on": END})
     result = g.compile().start("lost", {}, checkpointer=cp)
 
     assert result.status == "failed" and result.error is not None
     assert (result.error.type, result.error.attempts, calls.calls) == ("RouteError", 1, 1)
-    assert "'sideways'" in result.error.message
+    assert says in result.error.message
 
 
 def test_invalid_state_fails_the_step_naming_node_and_field(cp: Checkpointer) -> None:
