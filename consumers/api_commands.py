@@ -54,7 +54,7 @@ from engine.events import Event, EventType, ForkOrigin
 from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
 from engine.projection import ThreadNotFoundError
-from engine.reads import thread_at
+from engine.reads import history_through
 from engine.service import ThreadService, catch_up, read_head
 
 WORKER_MODE = "worker"
@@ -127,14 +127,15 @@ class Commands:
 
     def _fork(self, source_id: str, seq: int, thread_id: str, reason: str | None, actor: str,
               from_key: bool) -> Answer[ForkResponse]:
-        source, at = thread_at(self.cp, source_id, seq)
-        graph = self.graphs.get(source.graph)
+        history = history_through(self.cp, source_id, seq)
+        at = history[-1]
+        graph = self.graphs.get(at.graph.name)
         if graph is None:
-            raise GraphNotServedError(f"thread {source_id!r} runs graph {source.graph!r}, "
+            raise GraphNotServedError(f"thread {source_id!r} runs graph {at.graph.name!r}, "
                                       "which this server does not serve")
         service = ThreadService(graph, self.cp)
         try:
-            cursor = service.fork(source, at, thread_id, actor=actor, reason=reason,
+            cursor = service.fork(history, thread_id, actor=actor, reason=reason,
                                   mode=WORKER_MODE)
         except (ThreadExistsError, ConflictError) as e:
             first = self._first_event(service, thread_id)

@@ -18,6 +18,7 @@ from engine.context import NodeContext
 from engine.errors import (
     CanonicalJSONError,
     EventTooLargeError,
+    GraphDefinitionError,
     StateValidationError,
     UnstorableTextError,
 )
@@ -57,7 +58,12 @@ def execute(graph: CompiledGraph, action: step.Action, frame: step.StepFrame) ->
     if isinstance(action, step.Pause):
         return step.interrupted(frame, action.node, action.when, None, action.next, [])
     assert isinstance(action, step.RunNode), action
-    return run_node(graph, graph.nodes[action.node], action, frame)
+    spec = graph.nodes.get(action.node)
+    if spec is None:  # a thread of an older version of the graph: failed, not a crash
+        missing = GraphDefinitionError(f"graph {graph.name!r} has no node {action.node!r}, "
+                                       "where the thread goes next")
+        return step.failed(frame, action.node, missing, 0)
+    return run_node(graph, spec, action, frame)
 
 
 def run_node(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from engine.checkpointer import Checkpointer
 from engine.delta import State
 from engine.events import Event
-from engine.ledger import ThreadView, rebuild, state_after
+from engine.ledger import state_after
 from engine.projection import Checkpoint, CheckpointNotFoundError, ThreadNotFoundError
 from engine.service import read_head
 
@@ -43,14 +43,11 @@ def thread_history(cp: Checkpointer, thread_id: str) -> list[Checkpoint]:
     return [*projected, *(c for c in found.recent if c.event.seq > last)]
 
 
-def thread_at(cp: Checkpointer, thread_id: str, seq: int) -> tuple[ThreadView, Event]:
-    """The thread as it stood after `seq`, folded again from its events (hashes checked),
-    and the event at `seq`."""
+def history_through(cp: Checkpointer, thread_id: str, seq: int) -> list[Event]:
+    """The thread's accepted events from the first up to `seq` (a fork's source)."""
     events = [c.event for c in thread_history(cp, thread_id)]
     if not events:
         raise ThreadNotFoundError(thread_id)
     if not 0 <= seq < len(events):
         raise CheckpointNotFoundError(thread_id, seq)
-    view = rebuild(events[:seq + 1])
-    assert view is not None
-    return view, events[seq]
+    return events[:seq + 1]

@@ -17,7 +17,7 @@ from engine.events import ErrorInfo
 from engine.executor import execute, storing
 from engine.graph import CompiledGraph
 from engine.projection import Checkpoint
-from engine.reads import thread_at, thread_history, thread_state
+from engine.reads import history_through, thread_history, thread_state
 from engine.service import Cursor, ThreadService, interrupt_dict
 
 
@@ -72,9 +72,9 @@ class InlineRunner:
              reason: str | None = None) -> RunResult:
         """Append ThreadForked for `thread_id`, a fork of `source_id` after `seq` (see
         engine.forking), and run it until it halts."""
-        source, at = thread_at(self.cp, source_id, seq)
-        return self._drive(self.threads.fork(source, at, thread_id, actor=actor,
-                                             reason=reason, mode="inline"))
+        history = history_through(self.cp, source_id, seq)
+        return self._drive(self.threads.fork(history, thread_id, actor=actor, reason=reason,
+                                             mode="inline"))
 
     def get_state(self, thread_id: str, seq: int | None = None) -> dict[str, Any]:
         """State after `seq` (default: the head), everything this process wrote included."""

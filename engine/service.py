@@ -225,15 +225,16 @@ class ThreadService:
                          state_after=state, actor=actor, route={"next": first}, mode=mode)
         return self._open(thread_id, started)
 
-    def fork(self, source: ThreadView, at: Event, thread_id: str, *, actor: str | None,
+    def fork(self, history: list[Event], thread_id: str, *, actor: str | None,
              reason: str | None, mode: str) -> Cursor:
-        """Append ThreadForked: `thread_id` goes on from `source` (its view after `at`)."""
-        if source.graph != self.graph.name:
-            raise GraphMismatchError(f"thread {source.thread_id!r} runs graph "
-                                     f"{source.graph!r}, not {self.graph.name!r}")
-        self.graph.schema.load(source.state, node="__fork__")  # today's model must take it
+        """Append ThreadForked: `thread_id` goes on from the last of `history` (the source's
+        accepted events up to the checkpoint), see engine.forking."""
+        source = history[-1].graph.name
+        if source != self.graph.name:
+            raise GraphMismatchError(f"thread {history[-1].thread_id!r} runs graph "
+                                     f"{source!r}, not {self.graph.name!r}")
         return self._open(thread_id, lambda: fork_draft(
-            self.graph, source, at, thread_id=thread_id, occurred_at=self.cp.clock(),
+            self.graph, history, thread_id=thread_id, occurred_at=self.cp.clock(),
             actor=actor, reason=reason, mode=mode))
 
     def _open(self, thread_id: str, first: Callable[[], Draft]) -> Cursor:
@@ -364,9 +365,14 @@ class ThreadService:
         else:
             nxt = step.route_after(self.graph, as_node, self.graph.schema.load(state, node=as_node))
         closes = open_ is not None and as_node is not None and open_.node == as_node
+        # An edit while waiting leaves the question open: the answers its node already
+        # got from interrupt() must reach the decision that comes next.
+        kept = step.resumes_of(cursor.head) if cursor.view.status == "interrupted" \
+            and not closes else []
         return self.frame(cursor).draft(EventType.STATE_EDITED, as_node, ops, state, actor=actor,
                                         reason=reason, route={"next": nxt},
-                                        causation_id=open_.id if closes and open_ else None)
+                                        causation_id=open_.id if closes and open_ else None,
+                                        io={"resumes": kept} if kept else None)
 
 
 def _require_json_decision(value: Any) -> None:

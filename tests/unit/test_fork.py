@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.checkpointer import Checkpointer
+from engine.context import NodeContext
 from engine.errors import (
     ForkError,
     GraphMismatchError,
@@ -18,6 +19,7 @@ from engine.errors import (
 )
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event, EventType, ForkOrigin
+from engine.graph import END, START, Graph
 from engine.projection import CheckpointNotFoundError, LogProjection, ThreadNotFoundError
 from tests.engine_graphs import (
     Doc,
@@ -26,6 +28,8 @@ from tests.engine_graphs import (
     asking_graph,
     flaky_graph,
     one_node_graph,
+    publish,
+    write,
 )
 
 
@@ -122,6 +126,75 @@ def test_a_fork_at_a_failure_runs_the_failed_node_again(cp: Checkpointer) -> Non
 
     assert result.status == "completed" and result.state["count"] == 2
     assert cp.projection.require("s").status == "failed"
+
+
+def _gated_review_failing_once(seen: list[Any]) -> Any:
+    """write → [approval] review → publish, where review fails on its first run."""
+    def review(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+        seen.append(ctx.decision)
+        if len(seen) == 1:
+            raise RuntimeError("the mail server was down")
+        return {"approved": bool((ctx.decision or {}).get("approved"))}
+
+    g = Graph(Doc, name="gated")
+    g.add_node("write", write).add_node("review", review).add_node("publish", publish)
+    g.add_edge(START, "write").add_edge("write", "review").add_edge("publish", END)
+    g.add_conditional_edges("review", lambda s: bool(s.approved), {True: "publish", False: END})
+    return g.compile(interrupt_before=["review"])
+
+
+def test_a_fork_at_a_gated_nodes_failure_runs_it_with_the_approval_it_was_given(
+        cp: Checkpointer) -> None:
+    """Not past its gate without a decision: the approval the source recorded is carried."""
+    seen: list[Any] = []
+    graph = _gated_review_failing_once(seen)
+    graph.start("s", {}, checkpointer=cp)
+    failed = graph.resume("s", {"approved": True}, actor="ann", checkpointer=cp)
+    assert failed.status == "failed"
+
+    result = graph.fork("s", failed.seq, "f", checkpointer=cp)
+
+    assert result.status == "completed" and seen == [{"approved": True}] * 2
+    assert result.state["notes"][-1] == "published"
+
+
+def test_an_edit_while_waiting_keeps_the_answers_the_node_already_had(
+        cp: Checkpointer) -> None:
+    """For the thread itself and for a fork of the edit."""
+    graph = asking_graph()
+    graph.start("s", {}, checkpointer=cp)
+    graph.resume("s", "Amber", actor="ann", checkpointer=cp)
+    edited = graph.update_state("s", {"count": 5}, checkpointer=cp)
+    assert edited.status == "interrupted"
+    graph.fork("s", edited.seq, "f", checkpointer=cp)
+
+    for thread in ("s", "f"):
+        result = graph.resume(thread, "no", actor="bob", checkpointer=cp)
+        assert result.status == "completed" and result.state["text"] == "Amber/no", thread
+
+
+def test_a_fork_where_todays_graph_lacks_the_next_node_is_refused(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    _approved(cp, graph, "s")
+    renamed = Graph(Doc, name="doc_approval")  # the same graph, its review node renamed
+    renamed.add_node("write", write).add_node("approve", lambda state: None)
+    renamed.add_edge(START, "write").add_edge("write", "approve").add_edge("approve", END)
+
+    _refused(cp, GraphMismatchError, lambda: renamed.compile().fork("s", 3, "f",
+                                                                    checkpointer=cp))
+
+
+def test_a_thread_whose_next_node_is_gone_fails_rather_than_crash(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    graph.start("s", {}, checkpointer=cp)
+    renamed = Graph(Doc, name="doc_approval")
+    renamed.add_node("write", write).add_node("approve", lambda state: None)
+    renamed.add_edge(START, "write").add_edge("write", "approve").add_edge("approve", END)
+
+    result = renamed.compile().resume("s", {"approved": True}, actor="ann", checkpointer=cp)
+
+    assert result.status == "failed" and result.error is not None
+    assert "has no node 'review'" in result.error.message
 
 
 def _refused(cp: Checkpointer, kind: type[Exception], call: Any) -> None:
