@@ -36,6 +36,8 @@ from consumers.api_models import (
     GRAPH_PATTERN,
     ID_PATTERN,
     MAX_SEQ,
+    CancelRequest,
+    CancelResponse,
     DecisionRequest,
     DecisionResponse,
     ErrorResponse,
@@ -183,6 +185,18 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         answer = commands.fork(source_id=thread_id, seq=request_body.seq, thread_id=fork_id,
                                reason=request_body.reason, actor=who.actor,
                                from_key=request_body.thread_id is None and bool(idempotency_key))
+        if answer.replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        return answer.body
+
+    @app.post("/threads/{thread_id}/cancel", status_code=202, response_model=CancelResponse,
+              tags=["threads"], responses=_errors(404, 409))
+    def post_cancel(thread_id: ThreadPath, request_body: Annotated[CancelRequest, Body()],
+                    who: Writer, response: Response) -> CancelResponse:
+        """Stop the thread for good, waiting or running, recording who and why; an open
+        question is closed. A repeat by the same actor gets the first answer."""
+        answer = commands.cancel(thread_id=thread_id, reason=request_body.reason,
+                                 actor=who.actor)
         if answer.replayed:
             response.headers[REPLAYED_HEADER] = "true"
         return answer.body

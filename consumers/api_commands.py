@@ -30,6 +30,7 @@ from consumers.api_errors import (
     UnknownGraphError,
 )
 from consumers.api_models import (
+    CancelResponse,
     DecisionResponse,
     ForkOriginOut,
     ForkResponse,
@@ -37,6 +38,7 @@ from consumers.api_models import (
     StartResponse,
     StateOut,
     ThreadList,
+    cancel_of,
     decision_of,
     event_of,
     summary_of,
@@ -173,6 +175,19 @@ class Commands:
         if decided.earlier is not None:
             return Answer(body=decision_of(decided.earlier), replayed=True)
         return Answer(body=decision_of(decided.cursor.head), replayed=False)
+
+    def cancel(self, *, thread_id: str, reason: str | None,
+               actor: str) -> Answer[CancelResponse]:
+        """Append ThreadCancelled, whatever runs the thread; the first answer for a repeat."""
+        with self._gate:
+            view = self._caught_up(thread_id)
+            graph = self.graphs.get(view.graph)
+            if graph is None:
+                raise GraphNotServedError(f"thread {thread_id!r} runs graph {view.graph!r}, "
+                                          "which this server does not serve")
+            done = ThreadService(graph, self.cp).cancel(thread_id, actor=actor, reason=reason)
+            return Answer(body=cancel_of(done.earlier or done.cursor.head),
+                          replayed=done.repeated)
 
     # --- reads ---------------------------------------------------------------------
     def thread(self, thread_id: str) -> ThreadView:

@@ -13,6 +13,7 @@ always means the log is unchanged.
     409 thread_not_waiting     ThreadNotWaitingError
     409 stale_interrupt        StaleInterruptError
     409 conflict               ConflictError (a racing writer appended first)
+    409 thread_ended           ThreadEndedError (a cancel of a finished thread)
     409 nothing_to_run         ForkError (a fork of a checkpoint where the thread ended)
     409 graph_mismatch         GraphMismatchError, GraphNotServedError
     409 idempotency_mismatch   IdempotencyMismatchError
@@ -54,6 +55,7 @@ from engine.errors import (
     RunError,
     StaleInterruptError,
     StateValidationError,
+    ThreadEndedError,
     ThreadExistsError,
     ThreadNotWaitingError,
     UnstorableTextError,
@@ -101,6 +103,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (GraphNotServedError, 409, "graph_mismatch"),
     (IdempotencyMismatchError, 409, "idempotency_mismatch"),
     (ForkError, 409, "nothing_to_run"),
+    (ThreadEndedError, 409, "thread_ended"),
     (NotOnWorkersError, 409, "not_on_workers"),
     (EventTooLargeError, 413, "event_too_large"),
     (UnknownGraphError, 422, "unknown_graph"),

@@ -90,6 +90,18 @@ class DecisionResponse(BaseModel):
     status: Status = Field(description="the thread's status right after the decision")
 
 
+class CancelRequest(_Body):
+    reason: Text | None = None
+
+
+class CancelResponse(BaseModel):
+    thread_id: str
+    seq: int = Field(description="seq of the ThreadCancelled event")
+    interrupt_id: str | None = Field(description="the question it closed, if one was open")
+    actor: str | None
+    status: Status
+
+
 class InterruptOut(BaseModel):
     id: str
     node: str
@@ -223,6 +235,11 @@ def thread_of(view: ThreadView) -> ThreadOut:
 def event_of(cp: Checkpoint) -> EventOut:
     return EventOut(**cp.event.to_record(), kafka_partition=cp.position.partition,
                     kafka_offset=cp.position.offset)
+
+
+def cancel_of(event: Event) -> CancelResponse:
+    return CancelResponse(thread_id=event.thread_id, seq=event.seq,
+                          interrupt_id=event.causation_id, actor=event.actor, status="cancelled")
 
 
 def decision_of(event: Event) -> DecisionResponse:

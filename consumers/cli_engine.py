@@ -1,4 +1,4 @@
-"""`amber start | resume | edit | fork`: run threads inline from the command line.
+"""`amber start | resume | edit | fork | cancel`: run threads inline from the command line.
 
 Each is a short-lived process: it appends, runs what it can, and exits. The
 resume path is what a webhook launches, so imports stay lazy. Each closes its
@@ -100,6 +100,22 @@ def edit(thread_id: str,
         with _thread_graph(thread_id, graph) as (cp, app_graph):
             _print_result(app_graph.update_state(thread_id, update, as_node=as_node,
                                                  actor=actor, reason=reason, checkpointer=cp))
+    except AmberError as e:
+        raise fail(e) from None
+
+
+@app.command()
+def cancel(thread_id: str,
+           actor: Annotated[str, typer.Option(help="who cancels")] = "cli",
+           reason: Annotated[str | None, typer.Option(help="why")] = None,
+           graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
+    """Append ThreadCancelled: stop the thread for good, waiting or not."""
+    from engine.errors import AmberError
+
+    try:
+        with _thread_graph(thread_id, graph) as (cp, app_graph):
+            _print_result(app_graph.cancel(thread_id, actor=actor, reason=reason,
+                                           checkpointer=cp))
     except AmberError as e:
         raise fail(e) from None
 

@@ -132,6 +132,10 @@ class EventTooLargeError(RunError):
         self.limit = limit
 
 
+class ThreadEndedError(RunError):
+    """cancel() of a thread that already completed or was cancelled by someone else."""
+
+
 class ForkError(RunError):
     """fork() from a checkpoint after which nothing would run (the thread ended there)."""
 

@@ -238,6 +238,11 @@ class CompiledGraph:
         return self.runner(checkpointer).resume(thread_id, value, actor=actor,
                                                 interrupt_id=interrupt_id, reason=reason)
 
+    def cancel(self, config: dict[str, Any] | str, *, actor: str, reason: str | None = None,
+               checkpointer: Checkpointer | None = None) -> RunResult:
+        """Stop the thread for good, waiting or not, recording who and why."""
+        return self.runner(checkpointer).cancel(thread_of(config), actor=actor, reason=reason)
+
     def fork(self, source: dict[str, Any] | str, seq: int, thread_id: str, *,
              actor: str | None = None, reason: str | None = None,
              checkpointer: Checkpointer | None = None) -> RunResult:

@@ -57,6 +57,10 @@ class InlineRunner:
                                       interrupt_id=interrupt_id, reason=reason)
         return self._drive(decided.cursor, confirm=decided.repeated)
 
+    def cancel(self, thread_id: str, *, actor: str, reason: str | None = None) -> RunResult:
+        """Append ThreadCancelled: the thread stops for good (a repeat is a no-op)."""
+        return self._result(self.threads.cancel(thread_id, actor=actor, reason=reason).cursor)
+
     def update_state(self, thread_id: str, values: dict[str, Any], *, as_node: str | None,
                      actor: str | None = None, reason: str | None = None) -> RunResult:
         """Append StateEdited; `run(None)` / `continue_` proceeds from there."""

@@ -23,6 +23,7 @@ from engine.errors import (
     InvalidDecisionError,
     StaleInterruptError,
     StateValidationError,
+    ThreadEndedError,
     ThreadExistsError,
     ThreadNotWaitingError,
     UnstorableTextError,
@@ -64,9 +65,11 @@ class Cursor:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Decided:
+class Recorded:
+    """A human's command (a decision, a cancel) as the log holds it."""
+
     cursor: Cursor
-    # When this decision was already recorded: that event; nothing was appended.
+    # When this very command was already recorded: that event; nothing was appended.
     earlier: Event | None = None
 
     @property
@@ -246,25 +249,37 @@ class ThreadService:
         return self.append_confirmed(None, first(), since=Position(partition, found.end))
 
     def decide(self, thread_id: str, value: Any, *, actor: str, interrupt_id: str | None = None,
-               reason: str | None = None) -> Decided:
+               reason: str | None = None) -> Recorded:
         """Append DecisionRecorded on the open interrupt (a repeat appends nothing)."""
         _require_json_decision(value)  # refused before anything is read
         return self._decided(self.load(thread_id), value, actor, interrupt_id, reason)
 
     def decide_on(self, cursor: Cursor, value: Any, *, actor: str,
-                  interrupt_id: str | None = None, reason: str | None = None) -> Decided:
+                  interrupt_id: str | None = None, reason: str | None = None) -> Recorded:
         """decide() on the thread as the caller just load()ed it: one read fewer."""
         _require_json_decision(value)
         return self._decided(cursor, value, actor, interrupt_id, reason)
 
     def _decided(self, cursor: Cursor, value: Any, actor: str, interrupt_id: str | None,
-                 reason: str | None) -> Decided:
+                 reason: str | None) -> Recorded:
         earlier = self.find_repeat(cursor, value, actor, interrupt_id)
         if earlier is not None:
-            return Decided(cursor=cursor, earlier=earlier)
+            return Recorded(cursor=cursor, earlier=earlier)
         self._check_waiting(cursor, interrupt_id)
         draft = step.decision(self.frame(cursor), cursor.head, value, actor, reason)
-        return Decided(cursor=self.append_confirmed(cursor, draft))
+        return Recorded(cursor=self.append_confirmed(cursor, draft))
+
+    def cancel(self, thread_id: str, *, actor: str, reason: str | None) -> Recorded:
+        """Append ThreadCancelled: the thread stops for good, waiting or not. A repeat by
+        the same actor appends nothing; a thread already ended is ThreadEndedError."""
+        cursor = self.load(thread_id)
+        status, head = cursor.view.status, cursor.head
+        if status == "cancelled" and head.actor == actor:
+            return Recorded(cursor=cursor, earlier=head)
+        if status in ("completed", "cancelled"):
+            raise ThreadEndedError(f"thread {thread_id!r} is already {status}")
+        draft = step.cancelled(self.frame(cursor), actor, reason)
+        return Recorded(cursor=self.append_confirmed(cursor, draft))
 
     def edit(self, thread_id: str, values: dict[str, Any], *, as_node: str | None,
              actor: str | None, reason: str | None) -> Cursor:

@@ -189,5 +189,12 @@ def failed(frame: StepFrame, node: str, error: BaseException, attempts: int) -> 
                        route={"next": node})
 
 
+def cancelled(frame: StepFrame, actor: str, reason: str | None) -> Draft:
+    """ThreadCancelled: nothing runs after it; an open question is closed by it."""
+    open_ = frame.view.interrupt if frame.view.status == "interrupted" else None
+    return frame.draft(EventType.THREAD_CANCELLED, None, [], frame.view.state, actor=actor,
+                       reason=reason, causation_id=open_.id if open_ else None)
+
+
 def finished(frame: StepFrame) -> Draft:
     return frame.draft(EventType.THREAD_COMPLETED, None, [], frame.view.state)

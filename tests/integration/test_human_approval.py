@@ -139,6 +139,22 @@ def test_an_auditor_forks_at_the_question_and_answers_it_otherwise(
     assert _json(amber(env, "state", "tx-src", "--json"))["status"] == "completed"
 
 
+def test_a_withdrawn_request_is_cancelled_and_can_no_longer_be_approved(
+        env: dict[str, str], projector: subprocess.Popen[bytes]) -> None:
+    _start(env, "tx-withdrawn")
+
+    done = _json(amber(env, "cancel", "tx-withdrawn", "--actor", "ops",
+                       "--reason", "customer withdrew"))
+    late = amber(env, "resume", "tx-withdrawn", "--value", '{"approved": true}', check=False)
+
+    assert done["status"] == "cancelled" and done["interrupt"] is None
+    assert late.returncode != 0 and "cancelled, not waiting" in late.stderr
+    last = _json(amber(env, "history", "tx-withdrawn", "--json"))["events"][-1]
+    assert (last["type"], last["actor"], last["reason"]) == \
+        ("ThreadCancelled", "ops", "customer withdrew")
+    assert _outbox(env) == []
+
+
 def test_rejection_ends_without_sending(env: dict[str, str],
                                         projector: subprocess.Popen[bytes]) -> None:
     _start(env, "tx-reject")

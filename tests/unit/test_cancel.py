@@ -1,0 +1,112 @@
+"""Cancel: a withdrawn request stops its thread for good, with who and why in the log.
+
+The engine (runner, workers) and the HTTP API on the in-memory log; the CLI is the
+same ThreadService call (consumers/cli_engine.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.checkpointer import Checkpointer
+from engine.dispatch import Dispatcher
+from engine.errors import ForkError, ThreadEndedError, ThreadNotWaitingError
+from engine.eventlog_memory import InMemoryEventLog
+from engine.events import Event, EventType
+from engine.projection import LogProjection, ThreadNotFoundError
+from engine.service import ThreadService
+from tests.engine_graphs import approval_graph
+from tests.unit.test_api_support import ALICE, BOB, Api, make_api
+
+
+@pytest.fixture
+def cp() -> Checkpointer:
+    log = InMemoryEventLog(partitions=2)
+    return Checkpointer(log=log, projection=LogProjection(log))
+
+
+def _events(cp: Checkpointer, thread: str) -> list[Event]:
+    return [d.event for d in cp.log.read_thread(thread) if d.event is not None]
+
+
+def test_a_cancelled_question_is_closed_and_can_no_longer_be_answered(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    asked = graph.start("t", {}, checkpointer=cp).interrupt
+    assert asked is not None
+
+    result = graph.cancel("t", actor="ops", reason="request withdrawn", checkpointer=cp)
+
+    assert result.status == "cancelled" and result.interrupt is None
+    last = _events(cp, "t")[-1]
+    assert (last.type, last.actor, last.reason, last.causation_id) == \
+        (EventType.THREAD_CANCELLED, "ops", "request withdrawn", asked["id"])
+    assert cp.projection.open_interrupts() == []
+    with pytest.raises(ThreadNotWaitingError):
+        graph.resume("t", {"approved": True}, actor="ann", checkpointer=cp)
+    with pytest.raises(ForkError):
+        graph.fork("t", last.seq, "t-fork", checkpointer=cp)
+
+
+def test_a_repeat_is_a_no_op_and_an_ended_thread_is_refused(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    graph.start("t", {}, checkpointer=cp)
+    graph.cancel("t", actor="ops", checkpointer=cp)
+    graph.start("done", {}, checkpointer=cp)
+    graph.resume("done", {"approved": True}, actor="ann", checkpointer=cp)
+    ends = cp.log.end_offsets()
+
+    again = graph.cancel("t", actor="ops", checkpointer=cp)
+    with pytest.raises(ThreadEndedError, match="already cancelled"):
+        graph.cancel("t", actor="someone else", checkpointer=cp)
+    with pytest.raises(ThreadEndedError, match="already completed"):
+        graph.cancel("done", actor="ops", checkpointer=cp)
+    with pytest.raises(ThreadNotFoundError):
+        graph.cancel("nobody", actor="ops", checkpointer=cp)
+
+    assert again.status == "cancelled" and cp.log.end_offsets() == ends
+
+
+def test_workers_do_not_run_a_cancelled_thread(cp: Checkpointer) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    service = ThreadService(graph, cp)
+    service.start("w", {}, actor="api", mode="worker")
+    service.cancel("w", actor="ops", reason=None)
+    dispatcher = Dispatcher({graph.name: graph}, clock=cp.clock, snapshot_every=50)
+    for delivery in cp.log.read_thread("w"):
+        assert delivery.event is not None
+        dispatcher.observe(delivery.event)
+
+    assert dispatcher.step_all() == []
+    assert cp.projection.require("w").status == "cancelled"
+
+
+def _cancel(api: Api, thread: str, body: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None) -> Any:
+    return api.client.post(f"/threads/{thread}/cancel", json=body or {},
+                           headers=headers or ALICE)
+
+
+def test_the_api_cancels_once_and_refuses_what_ended() -> None:
+    api = make_api()
+    interrupt_id = api.waiting("w")
+    api.waiting("done")
+    api.decide("done", {"value": {"approved": False}})
+    api.drive()
+
+    first = _cancel(api, "w", {"reason": "duplicate request"})
+    before = api.ends()
+    again = _cancel(api, "w", {"reason": "duplicate request"})
+    by_bob = _cancel(api, "w", headers=BOB)
+    ended = _cancel(api, "done")
+    unknown = _cancel(api, "nobody")
+
+    assert first.status_code == 202, first.json()
+    assert first.json() == {"thread_id": "w", "seq": 3, "interrupt_id": interrupt_id,
+                            "actor": "alice", "status": "cancelled"}
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert [(r.status_code, r.json()["error"]["code"]) for r in (by_bob, ended, unknown)] == \
+        [(409, "thread_ended"), (409, "thread_ended"), (404, "thread_not_found")]
+    assert api.ends() == before
+    assert api.drive() == 0 and api.cp.projection.require("w").status == "cancelled"
