@@ -161,7 +161,7 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     from consumers.checkpointer import AmberCheckpointer
     from consumers.graphs import load_graph
     from consumers.group import GroupOptions, group_consumer
-    from consumers.worker import Worker, group_id_for, install_signal_handlers
+    from consumers.worker import Worker, group_id_for, install_signal_handlers, poll_interval_ms
     from engine.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -173,7 +173,8 @@ def worker(graphs: Annotated[list[str], typer.Argument(help="MODULE:ATTR of comp
     chosen = group or group_id_for(compiled, settings.topic_prefix)
     consumer = group_consumer(settings, GroupOptions(
         bootstrap=settings.kafka_bootstrap, group=chosen, topic=settings.events_topic,
-        partitions=settings.partitions))
+        partitions=settings.partitions,
+        max_poll_interval_ms=poll_interval_ms(compiled.values(), settings.worker_batch_s)))
     w = Worker(graphs=compiled, cp=cp, consumer=consumer, group=chosen,
                batch_s=settings.worker_batch_s)
     install_signal_handlers(w)

@@ -30,6 +30,9 @@ class GroupOptions:
     # A dead member's partitions move after 10 s, not the default 45 s.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    # Longer than a batch plus its slowest bounded node (worker.poll_interval_ms): a
+    # member that does not poll within it is dropped and its partitions move.
+    max_poll_interval_ms: int = 300_000
 
 
 class GroupConsumer(ABC):

@@ -23,6 +23,7 @@ class ConfluentGroupConsumer(GroupConsumer):
             "fetch.wait.max.ms": options.fetch_wait_ms,
             "session.timeout.ms": options.session_timeout_ms,
             "heartbeat.interval.ms": options.heartbeat_interval_ms,
+            "max.poll.interval.ms": options.max_poll_interval_ms,
             "client.id": f"amber-worker-{options.group}", "logger": log,
         })
 

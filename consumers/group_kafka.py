@@ -32,6 +32,7 @@ class KafkaGroupConsumer(GroupConsumer):
             fetch_max_wait_ms=options.fetch_wait_ms, max_poll_records=options.max_records,
             session_timeout_ms=options.session_timeout_ms,
             heartbeat_interval_ms=options.heartbeat_interval_ms,
+            max_poll_interval_ms=options.max_poll_interval_ms,
             client_id=f"amber-worker-{options.group}")
 
     def subscribe(self, *, on_assign: PartitionsCallback, on_revoke: PartitionsCallback) -> None:

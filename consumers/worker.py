@@ -10,9 +10,10 @@ crash re-delivers and the acceptance rule drops any duplicate it produces.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +21,32 @@ from consumers.group import GroupCommitError, GroupConsumer
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
 from engine.eventlog import Delivery, Position
-from engine.graph import CompiledGraph
+from engine.graph import CompiledGraph, NodeSpec
 from engine.projection import ProjectionReader
 
 log = logging.getLogger("amber.worker")
+_KAFKA_POLL_INTERVAL_MS = 300_000  # the client default
+_POLL_MARGIN_S = 30.0  # the appends, the commit and the poll around the batch
 
 
 def group_id_for(graphs: dict[str, CompiledGraph], prefix: str) -> str:
     """Workers serving the same graphs share a group; others read the log independently."""
     return f"{prefix}.workers.{'+'.join(sorted(graphs))}"
+
+
+def poll_interval_ms(graphs: Iterable[CompiledGraph], batch_s: float) -> int:
+    """How long the group may wait for this worker's next poll: Kafka's 300 s, or more
+    when a batch plus the slowest bounded node (every attempt, every backoff) needs it.
+    A node without timeout_s cannot be bounded: one slower than this costs the worker
+    its partitions, and the step runs again elsewhere."""
+    slowest = max((_worst_case_s(spec) for graph in graphs for spec in graph.nodes.values()
+                   if spec.timeout_s is not None), default=0.0)
+    return max(_KAFKA_POLL_INTERVAL_MS, math.ceil(1000 * (batch_s + slowest + _POLL_MARGIN_S)))
+
+
+def _worst_case_s(spec: NodeSpec) -> float:
+    attempts, timeout = spec.retry.max_attempts, spec.timeout_s or 0.0
+    return attempts * timeout + sum(spec.retry.backoff_s(a) for a in range(1, attempts))
 
 
 @dataclass(slots=True)

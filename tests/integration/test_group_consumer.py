@@ -14,7 +14,7 @@ from engine.eventlog_memory import InMemoryEventLog
 from engine.settings import KafkaClient, Settings
 from tests.eventbuild import chain
 from tests.group_double import MemoryGroup
-from tests.stack import require_confluent
+from tests.stack import Endpoints, require_confluent
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +92,19 @@ def test_an_event_off_its_threads_partition_reaches_a_worker_as_a_dead_letter(
     by_key = {d.key: d for d in got}
     assert by_key["t-home"].event == events[0]
     assert by_key[stray].event is None and "belongs on partition" in str(by_key[stray].error)
+
+
+def test_the_poll_interval_a_worker_asks_for_reaches_the_kafka_python_client(
+        kafka_log: EventLog, stack: Endpoints) -> None:
+    """librdkafka takes the same option by name (group_confluent.py) but cannot be asked
+    for it back; tests/unit/test_worker_poll_interval.py checks what is asked for."""
+    from consumers.group_kafka import KafkaGroupConsumer
+
+    options = GroupOptions(bootstrap=stack.kafka_bootstrap, group=f"g-{uuid.uuid4().hex[:8]}",
+                           topic=kafka_log.topic, partitions=kafka_log.partitions,
+                           max_poll_interval_ms=456_000)
+    member = KafkaGroupConsumer(options)
+    try:
+        assert member._consumer.config["max_poll_interval_ms"] == 456_000
+    finally:
+        member.close()
