@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
 
 from consumers import api_errors
 from consumers.api_auth import AuthConfig, Authenticator, Identity, SignedRequest
-from consumers.api_commands import Commands, thread_id_for_key
+from consumers.api_commands import Answer, Commands, thread_id_for_key
 from consumers.api_errors import UnpinnedWebhookError
 from consumers.api_models import (
     GRAPH_PATTERN,
@@ -117,6 +117,16 @@ def _target(request: Request) -> str:
     return (raw + (b"?" + query if query else b"")).decode("utf-8", "surrogateescape")
 
 
+T = TypeVar("T")
+
+
+def _reply(answer: Answer[T], response: Response) -> T:
+    """The answer's body; a retry's first answer is marked as replayed."""
+    if answer.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return answer.body
+
+
 def _new_thread_id(who: Identity, given: str | None, key: str | None) -> str:
     """The id named, else the one the Idempotency-Key derives (a retry makes nothing new)."""
     if given is not None:
@@ -166,9 +176,7 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         answer = commands.start(graph_name=request_body.graph, thread_id=thread_id,
                                 input=request_body.input, actor=who.actor,
                                 from_key=request_body.thread_id is None and bool(idempotency_key))
-        if answer.replayed:
-            response.headers[REPLAYED_HEADER] = "true"
-        return answer.body
+        return _reply(answer, response)
 
     @app.post("/threads/{thread_id}/forks", status_code=202, response_model=ForkResponse,
               tags=["threads"], responses=_errors(404, 409))
@@ -185,9 +193,7 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         answer = commands.fork(source_id=thread_id, seq=request_body.seq, thread_id=fork_id,
                                reason=request_body.reason, actor=who.actor,
                                from_key=request_body.thread_id is None and bool(idempotency_key))
-        if answer.replayed:
-            response.headers[REPLAYED_HEADER] = "true"
-        return answer.body
+        return _reply(answer, response)
 
     @app.post("/threads/{thread_id}/cancel", status_code=202, response_model=CancelResponse,
               tags=["threads"], responses=_errors(404, 409))
@@ -197,9 +203,7 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         question is closed. A repeat by the same actor gets the first answer."""
         answer = commands.cancel(thread_id=thread_id, reason=request_body.reason,
                                  actor=who.actor)
-        if answer.replayed:
-            response.headers[REPLAYED_HEADER] = "true"
-        return answer.body
+        return _reply(answer, response)
 
     @app.post("/threads/{thread_id}/decisions", status_code=202,
               response_model=DecisionResponse, tags=["threads"], responses=_errors(404, 409))
@@ -222,9 +226,7 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         answer = commands.decide(thread_id=thread_id, value=request_body.value,
                                  interrupt_id=request_body.interrupt_id,
                                  reason=request_body.reason, actor=who.actor)
-        if answer.replayed:
-            response.headers[REPLAYED_HEADER] = "true"
-        return answer.body
+        return _reply(answer, response)
 
     @app.get("/threads", response_model=ThreadList, tags=["threads"], responses=_errors())
     def list_threads(

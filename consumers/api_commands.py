@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -72,6 +72,12 @@ class Answer(Generic[T]):
     replayed: bool  # the first answer to an identical earlier request; nothing was appended
 
 
+@dataclass(frozen=True, slots=True)
+class _First:
+    event: Event  # the thread's first event
+    repeated: bool  # appended by an earlier, identical request
+
+
 def thread_id_for_key(actor: str, key: str) -> str:
     """The thread a start with this Idempotency-Key names (per actor: keys never collide)."""
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x1f{key}"))
@@ -106,19 +112,11 @@ class Commands:
             served = ", ".join(sorted(self.graphs)) or "none (set AMBER_GRAPHS)"
             raise UnknownGraphError(f"graph {graph_name!r} is not served here; served: {served}")
         service = ThreadService(graph, self.cp)
-        try:
-            service.start(thread_id, input, actor=actor, mode=WORKER_MODE)
-        except (ThreadExistsError, ConflictError) as e:
-            first = self._first_event(service, thread_id)
-            if first is None or not self._same_start(graph, first, input, actor):
-                if from_key and first is not None:
-                    raise IdempotencyMismatchError(
-                        "this Idempotency-Key already started a thread with another graph, "
-                        f"actor or input (thread {thread_id!r})") from None
-                raise e from None
-            return Answer(body=_started(first), replayed=True)
-        return Answer(body=StartResponse(thread_id=thread_id, graph=graph.name,
-                                         status="running", seq=0), replayed=False)
+        first = self._opened(
+            service, thread_id, from_key,
+            lambda: service.start(thread_id, input, actor=actor, mode=WORKER_MODE).head,
+            lambda earlier: self._same_start(graph, earlier, input, actor))
+        return Answer(body=_started(first.event), replayed=first.repeated)
 
     def fork(self, *, source_id: str, seq: int, thread_id: str, reason: str | None,
              actor: str, from_key: bool) -> Answer[ForkResponse]:
@@ -136,19 +134,12 @@ class Commands:
             raise GraphNotServedError(f"thread {source_id!r} runs graph {at.graph.name!r}, "
                                       "which this server does not serve")
         service = ThreadService(graph, self.cp)
-        try:
-            cursor = service.fork(history, thread_id, actor=actor, reason=reason,
-                                  mode=WORKER_MODE)
-        except (ThreadExistsError, ConflictError) as e:
-            first = self._first_event(service, thread_id)
-            if first is None or not _same_fork(first, at, actor):
-                if from_key and first is not None:
-                    raise IdempotencyMismatchError(
-                        "this Idempotency-Key already made another thread, from another "
-                        f"checkpoint or actor (thread {thread_id!r})") from None
-                raise e from None
-            return Answer(body=_forked(first), replayed=True)
-        return Answer(body=_forked(cursor.head), replayed=False)
+        first = self._opened(
+            service, thread_id, from_key,
+            lambda: service.fork(history, thread_id, actor=actor, reason=reason,
+                                 mode=WORKER_MODE).head,
+            lambda earlier: _same_fork(earlier, at, actor))
+        return Answer(body=_forked(first.event), replayed=first.repeated)
 
     def decide(self, *, thread_id: str, value: Any, interrupt_id: str | None,
                reason: str | None, actor: str) -> Answer[DecisionResponse]:
@@ -238,6 +229,22 @@ class Commands:
         """The view once the projection holds the thread's events (read-your-writes)."""
         catch_up(self.cp, thread_id)
         return self.cp.projection.require(thread_id)
+
+    def _opened(self, service: ThreadService, thread_id: str, from_key: bool,
+                open_: Callable[[], Event], same: Callable[[Event], bool]) -> _First:
+        """open_() a new thread; if the id is taken, its first event when it is this very
+        request's (a retry, or the winner of a race with one), else the refusal."""
+        try:
+            return _First(event=open_(), repeated=False)
+        except (ThreadExistsError, ConflictError) as e:
+            first = self._first_event(service, thread_id)
+            if first is not None and same(first):
+                return _First(event=first, repeated=True)
+            if from_key and first is not None:
+                raise IdempotencyMismatchError(
+                    f"this Idempotency-Key already made thread {thread_id!r}, from another "
+                    "request (graph, input, checkpoint or actor)") from None
+            raise e from None
 
     def _first_event(self, service: ThreadService, thread_id: str) -> Event | None:
         service.catch_up(thread_id)  # a racing winner may not be projected yet

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.chain import GENESIS_HASH, Draft, seal
+from engine.checkpointer import Checkpointer
 from engine.delta import Op, State, append_op, fold, set_op
 from engine.eventlog import Delivery, LogReader
 from engine.events import ErrorInfo, Event, EventType, ForkOrigin, GraphRef, InterruptInfo
@@ -71,3 +72,8 @@ def poll_at_least(reader: LogReader, count: int) -> list[Delivery]:
         if len(got) >= count:
             break
     return got
+
+
+def logged(cp: Checkpointer, thread_id: str) -> list[Event]:
+    """The thread's events as its log holds them (decodable ones), in order."""
+    return [d.event for d in cp.log.read_thread(thread_id) if d.event is not None]

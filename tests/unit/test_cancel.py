@@ -13,22 +13,12 @@ import pytest
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
 from engine.errors import ForkError, ThreadEndedError, ThreadNotWaitingError
-from engine.eventlog_memory import InMemoryEventLog
-from engine.events import Event, EventType
-from engine.projection import LogProjection, ThreadNotFoundError
+from engine.events import EventType
+from engine.projection import ThreadNotFoundError
 from engine.service import ThreadService
 from tests.engine_graphs import approval_graph
+from tests.eventbuild import logged
 from tests.unit.test_api_support import ALICE, BOB, Api, make_api
-
-
-@pytest.fixture
-def cp() -> Checkpointer:
-    log = InMemoryEventLog(partitions=2)
-    return Checkpointer(log=log, projection=LogProjection(log))
-
-
-def _events(cp: Checkpointer, thread: str) -> list[Event]:
-    return [d.event for d in cp.log.read_thread(thread) if d.event is not None]
 
 
 def test_a_cancelled_question_is_closed_and_can_no_longer_be_answered(cp: Checkpointer) -> None:
@@ -39,7 +29,7 @@ def test_a_cancelled_question_is_closed_and_can_no_longer_be_answered(cp: Checkp
     result = graph.cancel("t", actor="ops", reason="request withdrawn", checkpointer=cp)
 
     assert result.status == "cancelled" and result.interrupt is None
-    last = _events(cp, "t")[-1]
+    last = logged(cp, "t")[-1]
     assert (last.type, last.actor, last.reason, last.causation_id) == \
         (EventType.THREAD_CANCELLED, "ops", "request withdrawn", asked["id"])
     assert cp.projection.open_interrupts() == []

@@ -6,10 +6,11 @@ from engine.acceptance import accepted_history
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
 from engine.eventlog_memory import InMemoryEventLog
-from engine.events import Event, EventType
+from engine.events import EventType
 from engine.projection import LogProjection
 from engine.service import ThreadService
 from tests.engine_graphs import approval_graph
+from tests.eventbuild import logged
 
 
 def _cp() -> Checkpointer:
@@ -35,9 +36,6 @@ def _pump(cp: Checkpointer, d: Dispatcher, start: dict[int, int]) -> int:
         steps += len(events)
 
 
-def _events(cp: Checkpointer, thread: str) -> list[Event]:
-    return [x.event for x in cp.log.read_thread(thread) if x.event is not None]
-
 
 def test_worker_runs_worker_threads_to_the_interrupt_and_after_the_decision() -> None:
     cp = _cp()
@@ -56,7 +54,7 @@ def test_worker_runs_worker_threads_to_the_interrupt_and_after_the_decision() ->
         view = cp.projection.require(f"w{i}")
         assert view.status == "completed"
         assert ("published" in view.state["notes"]) == (i % 2 == 0)
-        history = accepted_history(_events(cp, f"w{i}"))
+        history = accepted_history(logged(cp, f"w{i}"))
         assert not history.rejected
         assert [e.seq for e in history.accepted] == list(range(len(history.accepted)))
 
@@ -83,7 +81,7 @@ def test_duplicate_and_racing_events_never_advance_a_thread_twice() -> None:
             assert x.event is not None
             d.observe(x.event)
     cp.log.append(a.step_all() + b.step_all())  # both produce seq 1: one must lose
-    history = accepted_history(_events(cp, "t"))
+    history = accepted_history(logged(cp, "t"))
     assert [e.seq for e in history.accepted] == [0, 1]
     assert len(history.rejected) == 1 and history.accepted[1].type is EventType.NODE_COMPLETED
 

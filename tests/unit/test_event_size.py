@@ -19,24 +19,17 @@ from engine.checkpointer import Checkpointer
 from engine.errors import EventTooLargeError
 from engine.eventlog import encode_event
 from engine.eventlog_memory import InMemoryEventLog
-from engine.events import Event, EventType
+from engine.events import EventType
 from engine.projection import LogProjection
 from engine.sizing import MAX_EVENT_BYTES, SNAPSHOT_ROOM, estimated_bytes, text_bytes
 from tests.engine_graphs import Doc, approval_graph, one_node_graph
+from tests.eventbuild import logged
 from tests.factories import ThreadWriter
 from tests.unit.test_api_support import ALICE, make_api
 
 BIG = "x" * (MAX_EVENT_BYTES + 1)
 
 
-@pytest.fixture
-def cp() -> Checkpointer:
-    log = InMemoryEventLog(partitions=2)
-    return Checkpointer(log=log, projection=LogProjection(log))
-
-
-def _events(cp: Checkpointer, thread: str) -> list[Event]:
-    return [d.event for d in cp.log.read_thread(thread) if d.event is not None]
 
 
 _TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
@@ -65,7 +58,7 @@ def test_a_node_result_over_the_limit_fails_that_node_naming_the_field(
     assert result.error.type == "StateValidationError"
     for says in ("node 'llm'", "field 'text'", "over the log's limit of 1,000,000"):
         assert says in result.error.message
-    events = _events(cp, "t")
+    events = logged(cp, "t")
     assert [e.type for e in events] == [EventType.THREAD_STARTED, EventType.NODE_FAILED]
     assert len(encode_event(events[-1])) < 10_000
 
@@ -115,7 +108,7 @@ def test_a_thread_whose_state_predates_the_limit_can_still_be_decided_and_fail(
 
     assert result.status == "failed" and result.error is not None
     assert "node 'review'" in result.error.message
-    types = [e.type for e in _events(cp, "old")][-2:]
+    types = [e.type for e in logged(cp, "old")][-2:]
     assert types == [EventType.DECISION_RECORDED, EventType.NODE_FAILED]
 
 
@@ -129,7 +122,7 @@ def test_a_pause_whose_snapshot_would_not_fit_goes_without_it(cp: Checkpointer) 
                          checkpointer=cp)
 
     assert result.status == "interrupted"
-    assert _events(cp, thread)[-1].snapshot is None
+    assert logged(cp, thread)[-1].snapshot is None
 
 
 def _refusal(cp: Checkpointer, call: Any) -> EventTooLargeError:
@@ -181,7 +174,7 @@ def test_a_periodic_snapshot_that_would_not_fit_is_left_out_not_the_result() -> 
     result = graph.start("t", {"text": "t" * third}, checkpointer=cp)
 
     assert result.status == "completed"
-    _started, remembered, completed = _events(cp, "t")
+    _started, remembered, completed = logged(cp, "t")
     assert remembered.type is EventType.NODE_COMPLETED and remembered.snapshot is None
     assert completed.snapshot is not None  # a required one is always written
     assert cp.projection.get_state("t", 1)["notes"] == ["n" * third]

@@ -17,10 +17,9 @@ from engine.errors import (
     GraphMismatchError,
     ThreadExistsError,
 )
-from engine.eventlog_memory import InMemoryEventLog
-from engine.events import Event, EventType, ForkOrigin
+from engine.events import EventType, ForkOrigin
 from engine.graph import END, START, Graph
-from engine.projection import CheckpointNotFoundError, LogProjection, ThreadNotFoundError
+from engine.projection import CheckpointNotFoundError, ThreadNotFoundError
 from tests.engine_graphs import (
     Doc,
     Flaky,
@@ -31,16 +30,7 @@ from tests.engine_graphs import (
     publish,
     write,
 )
-
-
-@pytest.fixture
-def cp() -> Checkpointer:
-    log = InMemoryEventLog(partitions=2)
-    return Checkpointer(log=log, projection=LogProjection(log))
-
-
-def _events(cp: Checkpointer, thread: str) -> list[Event]:
-    return [d.event for d in cp.log.read_thread(thread) if d.event is not None]
+from tests.eventbuild import logged
 
 
 def _approved(cp: Checkpointer, graph: Any, thread: str) -> None:
@@ -52,7 +42,7 @@ def _approved(cp: Checkpointer, graph: Any, thread: str) -> None:
 def test_a_fork_at_the_question_waits_on_it_and_takes_another_answer(cp: Checkpointer) -> None:
     graph = approval_graph(interrupt_before=["review"])
     _approved(cp, graph, "s")
-    asked = _events(cp, "s")[2]
+    asked = logged(cp, "s")[2]
     assert asked.type is EventType.INTERRUPTED
 
     waiting = graph.fork("s", 2, "f", actor="auditor", reason="what if rejected",
@@ -62,7 +52,7 @@ def test_a_fork_at_the_question_waits_on_it_and_takes_another_answer(cp: Checkpo
     assert waiting.status == "interrupted" and waiting.seq == 0
     assert waiting.interrupt is not None and waiting.interrupt["id"] == "f:0:review"
     assert done.status == "completed" and "published" not in done.state["notes"]
-    first = _events(cp, "f")[0]
+    first = logged(cp, "f")[0]
     assert (first.type, first.actor, first.reason) == \
         (EventType.THREAD_FORKED, "auditor", "what if rejected")
     assert first.parent == ForkOrigin(thread_id="s", seq=2, hash=asked.hash)
@@ -79,18 +69,18 @@ def test_a_fork_where_the_source_would_pause_next_starts_waiting(cp: Checkpointe
 
     assert result.status == "interrupted" and result.interrupt is not None
     assert (result.interrupt["node"], result.interrupt["when"]) == ("review", "before")
-    assert [e.type for e in _events(cp, "f")] == [EventType.THREAD_FORKED]
+    assert [e.type for e in logged(cp, "f")] == [EventType.THREAD_FORKED]
 
 
 def test_a_fork_at_a_decision_runs_the_decided_node_with_it(cp: Checkpointer) -> None:
     graph = approval_graph(interrupt_before=["review"])
     _approved(cp, graph, "s")
-    assert _events(cp, "s")[3].type is EventType.DECISION_RECORDED
+    assert logged(cp, "s")[3].type is EventType.DECISION_RECORDED
 
     result = graph.fork("s", 3, "f", checkpointer=cp)
 
     assert result.status == "completed" and result.state["approved"] is True
-    assert [e.node for e in _events(cp, "f")[1:-1]] == ["review", "publish"]  # write not again
+    assert [e.node for e in logged(cp, "f")[1:-1]] == ["review", "publish"]  # write not again
 
 
 def test_a_fork_after_a_dynamic_answer_carries_it_into_the_next_question(
@@ -209,7 +199,7 @@ def test_refused_forks_append_nothing(cp: Checkpointer) -> None:
     _approved(cp, graph, "s")
     other = one_node_graph(Doc, "other", "n", lambda state: None)
 
-    last = len(_events(cp, "s")) - 1
+    last = len(logged(cp, "s")) - 1
     _refused(cp, ForkError, lambda: graph.fork("s", last, "f", checkpointer=cp))
     _refused(cp, ForkError, lambda: graph.fork("s", last - 1, "f", checkpointer=cp))
     _refused(cp, ThreadExistsError, lambda: graph.fork("s", 2, "s", checkpointer=cp))

@@ -19,21 +19,14 @@ import pytest
 from engine.checkpointer import Checkpointer
 from engine.context import NodeContext
 from engine.errors import GraphDefinitionError
-from engine.eventlog_memory import InMemoryEventLog
 from engine.events import EventType
 from engine.graph import END, START, Graph
 from engine.interrupts import interrupt
-from engine.projection import LogProjection
 from engine.retry import RetryPolicy
 from tests.engine_graphs import Doc, one_node_graph
 
 QUICK = 0.05  # seconds: far below the time a stuck node waits
 
-
-@pytest.fixture
-def cp() -> Checkpointer:
-    log = InMemoryEventLog(partitions=2)
-    return Checkpointer(log=log, projection=LogProjection(log))
 
 
 @pytest.fixture

@@ -15,9 +15,7 @@ import pytest
 from engine.checkpointer import Checkpointer
 from engine.context import NodeContext
 from engine.dispatch import Dispatcher
-from engine.eventlog_memory import InMemoryEventLog
 from engine.events import Event, EventType
-from engine.projection import LogProjection
 from engine.service import ThreadService
 from engine.sizing import MAX_EVENT_BYTES
 from tests.engine_graphs import Doc, one_node_graph
@@ -42,11 +40,6 @@ def _too_big(state: Doc) -> dict[str, Any]:
 def _graph(node: Any, name: str = "io_graph") -> Any:
     return one_node_graph(Doc, name, "llm", node)
 
-
-@pytest.fixture
-def cp() -> Checkpointer:
-    log = InMemoryEventLog(partitions=2)
-    return Checkpointer(log=log, projection=LogProjection(log))
 
 
 def _failure(cp: Checkpointer, thread: str) -> Event:
