@@ -57,7 +57,7 @@ from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
 from engine.projection import ThreadNotFoundError
 from engine.reads import history_through
-from engine.service import ThreadService, catch_up, read_head
+from engine.service import ThreadService, catch_up, read_head, thread_graph
 
 WORKER_MODE = "worker"
 # Never change without a version: the same Idempotency-Key must keep naming the same thread.
@@ -171,10 +171,10 @@ class Commands:
                actor: str) -> Answer[CancelResponse]:
         """Append ThreadCancelled, whatever runs the thread; the first answer for a repeat."""
         with self._gate:
-            view = self._caught_up(thread_id)
-            graph = self.graphs.get(view.graph)
+            name = thread_graph(self.cp, thread_id).graph
+            graph = self.graphs.get(name)
             if graph is None:
-                raise GraphNotServedError(f"thread {thread_id!r} runs graph {view.graph!r}, "
+                raise GraphNotServedError(f"thread {thread_id!r} runs graph {name!r}, "
                                           "which this server does not serve")
             done = ThreadService(graph, self.cp).cancel(thread_id, actor=actor, reason=reason)
             return Answer(body=cancel_of(done.earlier or done.cursor.head),

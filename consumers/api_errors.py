@@ -14,6 +14,7 @@ always means the log is unchanged.
     409 stale_interrupt        StaleInterruptError
     409 conflict               ConflictError (a racing writer appended first)
     409 thread_ended           ThreadEndedError (a cancel of a finished thread)
+    409 running_inline         ThreadRunningInlineError (a cancel of an inline run)
     409 nothing_to_run         ForkError (a fork of a checkpoint where the thread ended)
     409 graph_mismatch         GraphMismatchError, GraphNotServedError
     409 idempotency_mismatch   IdempotencyMismatchError
@@ -58,6 +59,7 @@ from engine.errors import (
     ThreadEndedError,
     ThreadExistsError,
     ThreadNotWaitingError,
+    ThreadRunningInlineError,
     UnstorableTextError,
 )
 from engine.projection import CatchUpTimeoutError, CheckpointNotFoundError, ThreadNotFoundError
@@ -104,6 +106,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (IdempotencyMismatchError, 409, "idempotency_mismatch"),
     (ForkError, 409, "nothing_to_run"),
     (ThreadEndedError, 409, "thread_ended"),
+    (ThreadRunningInlineError, 409, "running_inline"),
     (NotOnWorkersError, 409, "not_on_workers"),
     (EventTooLargeError, 413, "event_too_large"),
     (UnknownGraphError, 422, "unknown_graph"),

@@ -53,17 +53,23 @@ def settled_within(fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: flo
                    *, node: str) -> Any:
     """settled(fn(*args)), or NodeTimeoutError once `timeout_s` has passed.
 
-    An async node's task is cancelled then. A plain function runs on a thread of
-    its own, which Python cannot stop: it is left to finish in the background, so
-    a retry may overlap it (its effects share the step's idempotency key).
+    Whatever is awaited, an `async def` node or a coroutine a plain function returns,
+    is cancelled then. A plain function runs on a thread of its own, which Python
+    cannot stop: it is left to finish in the background, so a retry may overlap it
+    (its effects share the step's idempotency key).
     """
-    future = _async_call(fn, args) if _is_async(fn) else _thread_call(fn, args, node)
-    done, _ = concurrent.futures.wait([future], timeout=timeout_s)
+    attempt = _Attempt(contextvars.copy_context())  # interrupt() finds the decisions there
+    if _is_async(fn):
+        attempt.awaiting(fn(*args))
+    else:
+        threading.Thread(target=attempt.calling, args=(fn, args), name=f"amber-node-{node}",
+                         daemon=True).start()  # a thread per call: a stuck one holds no other
+    done, _ = concurrent.futures.wait([attempt.outcome], timeout=timeout_s)
     if not done:
-        future.cancel()
+        attempt.stop()
         raise NodeTimeoutError(f"node {node!r} ran past its timeout of {timeout_s:g} s")
     try:
-        return future.result()  # the node's own exception, TimeoutError included, as raised
+        return attempt.outcome.result()  # the node's own exception, as raised
     except (asyncio.CancelledError, concurrent.futures.CancelledError) as e:
         raise NodeCancelledError("the async node's task was cancelled") from e
 
@@ -73,26 +79,53 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
-def _async_call(fn: Callable[..., Any], args: tuple[Any, ...]) -> concurrent.futures.Future[Any]:
-    return asyncio.run_coroutine_threadsafe(_awaited(fn(*args)), _shared_loop())
+class _Attempt:
+    """One timed run of a node: its outcome, and the task to cancel if it is late."""
 
+    def __init__(self, context: contextvars.Context) -> None:
+        self.outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._context = context
+        self._lock = threading.Lock()
+        self._task: concurrent.futures.Future[Any] | None = None
+        self._stopped = False
 
-def _thread_call(fn: Callable[..., Any], args: tuple[Any, ...],
-                 node: str) -> concurrent.futures.Future[Any]:
-    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-    context = contextvars.copy_context()  # interrupt() finds the node's decisions there
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():  # timed out before it began
-            return
+    def calling(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Run a plain function (on its own thread); await what it returns, if anything."""
         try:
-            future.set_result(settled(context.run(fn, *args)))
+            result = self._context.run(fn, *args)
         except BaseException as e:  # handed to the caller, which decides what it means
-            future.set_exception(e)
+            self.outcome.set_exception(e)
+            return
+        if inspect.isawaitable(result):
+            self.awaiting(result)
+        else:
+            self.outcome.set_result(result)
 
-    # a thread per call, not a pool: one that never returns must not hold up the next
-    threading.Thread(target=run, name=f"amber-node-{node}", daemon=True).start()
-    return future
+    def awaiting(self, awaitable: Awaitable[Any]) -> None:
+        """Run it on the shared loop, in the node's context; its end settles the outcome."""
+        task = self._context.run(asyncio.run_coroutine_threadsafe, _awaited(awaitable),
+                                 _shared_loop())
+        with self._lock:
+            self._task = task
+            if self._stopped:
+                task.cancel()
+        task.add_done_callback(self._settle)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._task is not None:
+                self._task.cancel()
+
+    def _settle(self, task: concurrent.futures.Future[Any]) -> None:
+        if self.outcome.done():
+            return
+        if task.cancelled():
+            self.outcome.set_exception(NodeCancelledError("the async node's task was cancelled"))
+        elif task.exception() is not None:
+            self.outcome.set_exception(task.exception())
+        else:
+            self.outcome.set_result(task.result())
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:

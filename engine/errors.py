@@ -136,6 +136,10 @@ class ThreadEndedError(RunError):
     """cancel() of a thread that already completed or was cancelled by someone else."""
 
 
+class ThreadRunningInlineError(RunError):
+    """cancel() of a thread that a runner may be driving in some process right now."""
+
+
 class ForkError(RunError):
     """fork() from a checkpoint after which nothing would run (the thread ended there)."""
 

@@ -26,6 +26,7 @@ from engine.errors import (
     ThreadEndedError,
     ThreadExistsError,
     ThreadNotWaitingError,
+    ThreadRunningInlineError,
     UnstorableTextError,
 )
 from engine.eventlog import Position, Tail
@@ -45,6 +46,7 @@ from engine.projection import (
 from engine.race import first_writer_wins
 
 _REPEAT_WINDOW = 200  # how far back a retried decision is recognised
+_CANCEL_TRIES = 3  # a cancel that loses a race to a worker's step looks again
 # A command skips waiting for the projector only while it is demonstrably alive and
 # just a few ms behind: it advanced on the partition within _LIVE_S, and the tail
 # it has not applied yet is short. Otherwise it waits, and says plainly when no
@@ -270,14 +272,30 @@ class ThreadService:
         return Recorded(cursor=self.append_confirmed(cursor, draft))
 
     def cancel(self, thread_id: str, *, actor: str, reason: str | None) -> Recorded:
-        """Append ThreadCancelled: the thread stops for good, waiting or not. A repeat by
-        the same actor appends nothing; a thread already ended is ThreadEndedError."""
-        cursor = self.load(thread_id)
-        status, head = cursor.view.status, cursor.head
-        if status == "cancelled" and head.actor == actor:
+        """Append ThreadCancelled: the thread stops for good. A repeat by the same actor
+        appends nothing; a thread already ended is ThreadEndedError.
+
+        A thread run inline that is running is refused (ThreadRunningInlineError): its
+        runner confirms only a run's first append, so it would go on running nodes
+        past the cancel. Waiting, failed and worker threads have no such runner.
+        """
+        for _ in range(_CANCEL_TRIES - 1):
+            try:
+                return self._cancelled(self.load(thread_id), actor, reason)
+            except ConflictError:  # a worker (or a racing cancel) wrote first: look again
+                continue
+        return self._cancelled(self.load(thread_id), actor, reason)
+
+    def _cancelled(self, cursor: Cursor, actor: str, reason: str | None) -> Recorded:
+        view, head = cursor.view, cursor.head
+        if view.status == "cancelled" and head.actor == actor:
             return Recorded(cursor=cursor, earlier=head)
-        if status in ("completed", "cancelled"):
-            raise ThreadEndedError(f"thread {thread_id!r} is already {status}")
+        if view.status in ("completed", "cancelled"):
+            raise ThreadEndedError(f"thread {view.thread_id!r} is already {view.status}")
+        if view.status == "running" and view.mode != "worker":
+            raise ThreadRunningInlineError(
+                f"thread {view.thread_id!r} is running inline: stop its process, or cancel "
+                "it once it waits or has failed")
         draft = step.cancelled(self.frame(cursor), actor, reason)
         return Recorded(cursor=self.append_confirmed(cursor, draft))
 
@@ -349,6 +367,8 @@ class ThreadService:
         if cursor.view.status == "interrupted":
             return None
         for event in self._recent_events(cursor):
+            if event.type is EventType.THREAD_CANCELLED:  # what it closed has no answer
+                return None
             if event.type is EventType.DECISION_RECORDED:
                 return event if step.is_decision(event, value, actor, interrupt_id) else None
         return None

@@ -12,11 +12,16 @@ import pytest
 
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
-from engine.errors import ForkError, ThreadEndedError, ThreadNotWaitingError
+from engine.errors import (
+    ForkError,
+    ThreadEndedError,
+    ThreadNotWaitingError,
+    ThreadRunningInlineError,
+)
 from engine.events import EventType
 from engine.projection import ThreadNotFoundError
 from engine.service import ThreadService
-from tests.engine_graphs import approval_graph
+from tests.engine_graphs import approval_graph, asking_graph
 from tests.eventbuild import logged
 from tests.unit.test_api_support import ALICE, BOB, Api, make_api
 
@@ -100,3 +105,47 @@ def test_the_api_cancels_once_and_refuses_what_ended() -> None:
         [(409, "thread_ended"), (409, "thread_ended"), (404, "thread_not_found")]
     assert api.ends() == before
     assert api.drive() == 0 and api.cp.projection.require("w").status == "cancelled"
+
+
+def test_a_thread_running_inline_is_not_cancelled_under_its_runner(cp: Checkpointer) -> None:
+    """Its runner confirms only a run's first append: it would go on past the cancel."""
+    graph = approval_graph(interrupt_before=["review"])
+    ThreadService(graph, cp).start("t", {}, actor=None, mode="inline")  # its runner died here
+    ends = cp.log.end_offsets()
+
+    with pytest.raises(ThreadRunningInlineError):
+        graph.cancel("t", actor="ops", checkpointer=cp)
+
+    assert cp.log.end_offsets() == ends
+
+
+def test_an_identical_cancel_that_wins_the_race_is_this_ones_answer(
+        cp: Checkpointer, monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = approval_graph(interrupt_before=["review"])
+    graph.start("t", {}, checkpointer=cp)
+    service = ThreadService(graph, cp)
+    appended, raced = service.append_confirmed, []
+
+    def racing(cursor: Any, draft: Any, **kw: Any) -> Any:
+        if not raced:  # the same request, sent twice, lands first from elsewhere
+            raced.append(ThreadService(graph, cp).cancel("t", actor="ops", reason=None))
+        return appended(cursor, draft, **kw)
+
+    monkeypatch.setattr(service, "append_confirmed", racing)
+
+    recorded = service.cancel("t", actor="ops", reason=None)
+
+    assert recorded.repeated
+    cancels = [e for e in logged(cp, "t") if e.type is EventType.THREAD_CANCELLED]
+    assert len(cancels) == 2  # both in the log; the acceptance rule takes the first
+    assert cp.projection.require("t").head.hash == cancels[0].hash
+
+
+def test_an_answer_after_a_cancel_is_refused_not_taken_for_a_repeat(cp: Checkpointer) -> None:
+    graph = asking_graph()
+    graph.start("t", {}, checkpointer=cp)
+    graph.resume("t", "yes", actor="ann", checkpointer=cp)  # the second question is open
+    graph.cancel("t", actor="ops", checkpointer=cp)
+
+    with pytest.raises(ThreadNotWaitingError):
+        graph.resume("t", "yes", actor="ann", checkpointer=cp)

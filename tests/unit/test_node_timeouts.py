@@ -121,3 +121,38 @@ def test_interrupt_and_the_context_work_inside_a_timed_node(cp: Checkpointer) ->
 def test_a_timeout_that_is_not_a_positive_number_is_refused_when_built(bad: float) -> None:
     with pytest.raises(GraphDefinitionError, match="timeout_s"):
         Graph(Doc, name="bad").add_node("n", lambda state: None, timeout_s=bad)
+
+
+async def _ask_title(state: Doc) -> dict[str, Any]:
+    return {"text": str(interrupt({"q": "title?"}))}
+
+
+def test_a_plain_function_returning_a_coroutine_is_awaited_in_the_nodes_context(
+        cp: Checkpointer) -> None:
+    """A decorator or a lambda around an async function: interrupt() must still work."""
+    graph = one_node_graph(Doc, "wrapped", "ask", lambda state: _ask_title(state), timeout_s=5)
+
+    assert graph.start("t", {}, checkpointer=cp).status == "interrupted"
+    result = graph.resume("t", "Report", actor="ann", checkpointer=cp)
+
+    assert result.status == "completed" and result.state["text"] == "Report"
+
+
+def test_the_coroutine_a_plain_function_returned_is_cancelled_when_late(
+        cp: Checkpointer) -> None:
+    cancelled = threading.Event()
+
+    async def waits_forever() -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return {}
+
+    graph = one_node_graph(Doc, "wrapped_stuck", "call", lambda state: waits_forever(),
+                           timeout_s=QUICK)
+
+    result = graph.start("t", {}, checkpointer=cp)
+
+    assert result.error is not None and result.error.type == "NodeTimeoutError"
+    assert cancelled.wait(5)
