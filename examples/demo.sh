@@ -2,6 +2,7 @@
 # The human-approval scenario as two separate processes on the real stack.
 #   process 1: start the thread; it drafts, stops before human_review and EXITS.
 #   process 2: a webhook-like `amber resume` approves; the email is sent once.
+#   then an auditor forks the thread at the approval and rejects it there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(compose/stack up)"
@@ -32,5 +33,11 @@ echo
 echo "== an auditor re-folds $thread from the raw log and checks the projection"
 amber verify "$thread" || { echo "verify: the projection differs from the log" >&2; exit 1; }
 echo
-echo "== outbox ($AMBER_OUTBOX_DIR)"
+echo "== what if alice had said no? fork $thread at its question (seq 2) and answer it"
+amber fork "$thread" --seq 2 --thread "$thread-what-if" --actor auditor \
+  --reason "what if the payment had been rejected"
+amber resume "$thread-what-if" --value '{"approved": false}' --actor auditor
+amber history "$thread-what-if"
+echo
+echo "== outbox ($AMBER_OUTBOX_DIR): one email, from $thread; the fork sent none"
 ls -1 "$AMBER_OUTBOX_DIR" | grep -F "${thread}" || true
