@@ -400,21 +400,14 @@ class ThreadService:
         else:
             nxt = step.route_after(self.graph, as_node, self.graph.schema.load(state, node=as_node))
         closes = open_ is not None and as_node is not None and open_.node == as_node
+        # An edit while waiting leaves the question open: the answers its node already
+        # got from interrupt() must reach the decision that comes next.
+        kept = step.resumes_of(cursor.head) if cursor.view.status == "interrupted" \
+            and not closes else []
         return self.frame(cursor).draft(EventType.STATE_EDITED, as_node, ops, state, actor=actor,
                                         reason=reason, route={"next": nxt},
                                         causation_id=open_.id if closes and open_ else None,
-                                        io=_carried_by_edit(cursor, as_node, closes))
-
-
-def _carried_by_edit(cursor: Cursor, as_node: str | None,
-                     closes: bool) -> dict[str, Any] | None:
-    """What an edit carries over from the head, so that editing the state loses no answer:
-    while waiting, the answers its node already got from interrupt(); after a decision
-    whose node has not run yet, that decision (an edit as a node replaces what runs)."""
-    if cursor.view.status == "interrupted":
-        kept = [] if closes else step.resumes_of(cursor.head)
-        return {"resumes": kept} if kept else None
-    return step.pending_answer(cursor.head) if as_node is None else None
+                                        io={"resumes": kept} if kept else None)
 
 
 def _require_json_decision(value: Any) -> None:

@@ -97,32 +97,13 @@ def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
     if head.type is EventType.THREAD_FORKED:  # its first step was settled when it was made
         resumes = resumes_of(head)
         return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
-    carried = answered_node(head) == nxt
-    answered = carried or (head.type is EventType.STATE_EDITED and head.node == nxt)
+    answered = head.type in (EventType.DECISION_RECORDED, EventType.STATE_EDITED) \
+        and head.node == nxt
     if nxt in graph.interrupt_before and not answered:
         return Pause(node=nxt, when="before", next=nxt)
+    carried = head.type is EventType.DECISION_RECORDED and head.node == nxt
     resumes = resumes_of(head) if carried else []
     return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
-
-
-def answered_node(head: Event) -> str | None:
-    """The node a decision not yet acted on answers: the one a DecisionRecorded names,
-    or the one an edit made after it carries on (see pending_answer)."""
-    if head.type is EventType.DECISION_RECORDED:
-        return head.node
-    if head.type is EventType.STATE_EDITED and head.io is not None:
-        answered = json.loads(head.io).get("answers")
-        return str(answered) if answered is not None else None
-    return None
-
-
-def pending_answer(head: Event) -> dict[str, Any] | None:
-    """What an edit made on `head` must carry so that a decision not yet acted on still
-    reaches its node (the `io` of the StateEdited), or None when there is none."""
-    node = answered_node(head)
-    if node is None or node != route_of(head):
-        return None
-    return {"resumes": resumes_of(head), "answers": node}
 
 
 class RouteError(Exception):
