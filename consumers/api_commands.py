@@ -78,6 +78,9 @@ class _First:
     repeated: bool  # appended by an earlier, identical request
 
 
+_ANSWER_WINDOW = 50  # events after a question searched for its answer
+
+
 def thread_id_for_key(actor: str, key: str) -> str:
     """The thread a start with this Idempotency-Key names (per actor: keys never collide)."""
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{actor}\x1f{key}"))
@@ -267,9 +270,12 @@ class Commands:
         if interrupt_id is None or seq is None:
             return None
         service.catch_up(thread_id)
-        for cp in self.cp.projection.history(thread_id, after_seq=seq, limit=1):
-            if step.is_decision(cp.event, value, actor, interrupt_id):
-                return cp.event
+        # edits made while it waited may lie between the question and its answer
+        for cp in self.cp.projection.history(thread_id, after_seq=seq, limit=_ANSWER_WINDOW):
+            if cp.event.type is EventType.DECISION_RECORDED \
+                    and cp.event.causation_id == interrupt_id:
+                return cp.event if step.is_decision(cp.event, value, actor, interrupt_id) \
+                    else None
         return None
 
 

@@ -15,14 +15,18 @@ always means the log is unchanged.
     409 conflict               ConflictError (a racing writer appended first)
     409 thread_ended           ThreadEndedError (a cancel of a finished thread)
     409 running_inline         ThreadRunningInlineError (a cancel of an inline run)
-    409 nothing_to_run         ForkError (a fork of a checkpoint where the thread ended)
+    409 thread_busy            ThreadBusyError (an edit that would disturb a step under way)
+    409 nothing_to_run         ForkError (a fork of a checkpoint after which nothing would
+                               run, or that fails its integrity check)
     409 graph_mismatch         GraphMismatchError, GraphNotServedError
     409 idempotency_mismatch   IdempotencyMismatchError
     409 not_on_workers         NotOnWorkersError (the thread runs inline)
-    413 event_too_large        EventTooLargeError (input, values or a decision over
+    413 event_too_large        EventTooLargeError (an input, a decision or a fork over
                                the log's per-event limit)
     422 invalid_request        request validation (body, query, path, headers)
     422 unknown_graph          UnknownGraphError
+    422 unpinned_webhook       UnpinnedWebhookError (a signed or keyed request without the
+                               thread_id / interrupt_id that makes its replay a repeat)
     422 invalid_decision       InvalidDecisionError
     422 invalid_input          StateValidationError, CanonicalJSONError, RouteError,
                                UnstorableTextError (a NUL past the request models)
@@ -56,6 +60,7 @@ from engine.errors import (
     RunError,
     StaleInterruptError,
     StateValidationError,
+    ThreadBusyError,
     ThreadEndedError,
     ThreadExistsError,
     ThreadNotWaitingError,
@@ -106,6 +111,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (IdempotencyMismatchError, 409, "idempotency_mismatch"),
     (ForkError, 409, "nothing_to_run"),
     (ThreadEndedError, 409, "thread_ended"),
+    (ThreadBusyError, 409, "thread_busy"),
     (ThreadRunningInlineError, 409, "running_inline"),
     (NotOnWorkersError, 409, "not_on_workers"),
     (EventTooLargeError, 413, "event_too_large"),

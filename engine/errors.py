@@ -140,6 +140,10 @@ class ThreadRunningInlineError(RunError):
     """cancel() of a thread that a runner may be driving in some process right now."""
 
 
+class ThreadBusyError(RunError):
+    """edit() without as_node while a step is under way that the edit would disturb."""
+
+
 class ForkError(RunError):
     """fork() from a checkpoint after which nothing would run (the thread ended there)."""
 

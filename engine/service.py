@@ -23,6 +23,7 @@ from engine.errors import (
     InvalidDecisionError,
     StaleInterruptError,
     StateValidationError,
+    ThreadBusyError,
     ThreadEndedError,
     ThreadExistsError,
     ThreadNotWaitingError,
@@ -305,6 +306,11 @@ class ThreadService:
         cursor = self.load(thread_id)
         if as_node is not None and as_node not in self.graph.nodes:
             raise StateValidationError(node=as_node, field=None, problem="no such node")
+        if as_node is None and not step.edit_keeps_course(self.graph, cursor.view,
+                                                          cursor.head):
+            raise ThreadBusyError(f"thread {thread_id!r} has a step under way (a decision on "
+                                  "its way to its node, or a pause due): edit it once that "
+                                  "step has run, or edit as a node")
         ops, state = self.graph.schema.apply(cursor.view.state, values,
                                              node=as_node or "__edit__")
         return self.append_confirmed(cursor, self._edit_draft(cursor, as_node, ops, state,
@@ -399,9 +405,10 @@ class ThreadService:
             nxt = step.route_of(cursor.head)
         else:
             nxt = step.route_after(self.graph, as_node, self.graph.schema.load(state, node=as_node))
-        closes = open_ is not None and as_node is not None and open_.node == as_node
-        # An edit while waiting leaves the question open: the answers its node already
-        # got from interrupt() must reach the decision that comes next.
+        # An edit as a node moves the thread on: the open question, if any, is closed
+        # (answered, when it is that node's). Without one the question stays open, and
+        # the answers its node already got from interrupt() must reach the next decision.
+        closes = open_ is not None and as_node is not None
         kept = step.resumes_of(cursor.head) if cursor.view.status == "interrupted" \
             and not closes else []
         return self.frame(cursor).draft(EventType.STATE_EDITED, as_node, ops, state, actor=actor,

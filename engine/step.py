@@ -106,6 +106,20 @@ def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
     return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
 
 
+def edit_keeps_course(graph: CompiledGraph, view: ThreadView, head: Event) -> bool:
+    """Whether a running thread's next step would stay as it is under an edit without
+    as_node. It would not while a decision is on its way to its node, a pause after a
+    node is due, or a fork's first step was settled past a gate: the edit, as the new
+    head, would drop what that step needs (the answer, the pause)."""
+    if view.status != "running":
+        return True
+    nxt = route_of(head)
+    plain: Action = Finish() if nxt == END else \
+        Pause(node=nxt, when="before", next=nxt) if nxt in graph.interrupt_before else \
+        RunNode(node=nxt, resumes=[], decision=None)
+    return next_action(graph, view, head) == plain
+
+
 class RouteError(Exception):
     """A router raised, or returned a key its mapping does not know: the graph's fault,
     so the node whose result it routes is failed, never retried."""

@@ -2,7 +2,7 @@
 # The human-approval scenario as two separate processes on the real stack.
 #   process 1: start the thread; it drafts, stops before human_review and EXITS.
 #   process 2: a webhook-like `amber resume` approves; the email is sent once.
-#   then an auditor forks the thread at the approval and rejects it there.
+#   then an auditor forks the thread at its question and rejects it there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(compose/stack up)"
