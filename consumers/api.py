@@ -127,11 +127,16 @@ def _reply(answer: Answer[T], response: Response) -> T:
     return answer.body
 
 
-def _new_thread_id(who: Identity, given: str | None, key: str | None) -> str:
-    """The id named, else the one the Idempotency-Key derives (a retry makes nothing new)."""
+def _new_thread(who: Identity, given: str | None, key: str | None, what: str) -> tuple[str, bool]:
+    """The new thread's id, and whether the Idempotency-Key derived it: the id named,
+    else the key's (a retry makes nothing new), else a random one. A signed request must
+    name it, so that a replay of it repeats instead of making another thread."""
     if given is not None:
-        return given
-    return thread_id_for_key(who.actor, key) if key else str(uuid.uuid4())
+        return given, False
+    if who.method == "hmac":
+        raise UnpinnedWebhookError(f"a signed {what} must name its thread_id, so that a "
+                                   "replay of it repeats instead of making another thread")
+    return (thread_id_for_key(who.actor, key), True) if key else (str(uuid.uuid4()), False)
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -169,13 +174,10 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
                      response: Response, idempotency_key: IdempotencyKey = None,
                      ) -> StartResponse:
         """Start a thread of a served graph; workers run it. Retries are answered once."""
-        if who.method == "hmac" and request_body.thread_id is None:
-            raise UnpinnedWebhookError("a signed start must name its thread_id, so that a "
-                                       "replay of it repeats instead of starting another")
-        thread_id = _new_thread_id(who, request_body.thread_id, idempotency_key)
+        thread_id, from_key = _new_thread(who, request_body.thread_id, idempotency_key,
+                                          "start")
         answer = commands.start(graph_name=request_body.graph, thread_id=thread_id,
-                                input=request_body.input, actor=who.actor,
-                                from_key=request_body.thread_id is None and bool(idempotency_key))
+                                input=request_body.input, actor=who.actor, from_key=from_key)
         return _reply(answer, response)
 
     @app.post("/threads/{thread_id}/forks", status_code=202, response_model=ForkResponse,
@@ -186,13 +188,9 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
         """Start a thread from checkpoint `seq` of this one, going on as it would have from
         there: it waits on the same question if this thread was waiting there (answer it
         with a decision), else workers run its next node. Retries are answered once."""
-        if who.method == "hmac" and request_body.thread_id is None:
-            raise UnpinnedWebhookError("a signed fork must name its thread_id, so that a "
-                                       "replay of it repeats instead of forking again")
-        fork_id = _new_thread_id(who, request_body.thread_id, idempotency_key)
+        fork_id, from_key = _new_thread(who, request_body.thread_id, idempotency_key, "fork")
         answer = commands.fork(source_id=thread_id, seq=request_body.seq, thread_id=fork_id,
-                               reason=request_body.reason, actor=who.actor,
-                               from_key=request_body.thread_id is None and bool(idempotency_key))
+                               reason=request_body.reason, actor=who.actor, from_key=from_key)
         return _reply(answer, response)
 
     @app.post("/threads/{thread_id}/cancel", status_code=202, response_model=CancelResponse,

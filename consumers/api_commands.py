@@ -132,10 +132,7 @@ class Commands:
               from_key: bool) -> Answer[ForkResponse]:
         history = history_through(self.cp, source_id, seq)
         at = history[-1]
-        graph = self.graphs.get(at.graph.name)
-        if graph is None:
-            raise GraphNotServedError(f"thread {source_id!r} runs graph {at.graph.name!r}, "
-                                      "which this server does not serve")
+        graph = self._serving(source_id, at.graph.name)
         service = ThreadService(graph, self.cp)
         first = self._opened(
             service, thread_id, from_key,
@@ -174,11 +171,7 @@ class Commands:
                actor: str) -> Answer[CancelResponse]:
         """Append ThreadCancelled, whatever runs the thread; the first answer for a repeat."""
         with self._gate:
-            name = thread_graph(self.cp, thread_id).graph
-            graph = self.graphs.get(name)
-            if graph is None:
-                raise GraphNotServedError(f"thread {thread_id!r} runs graph {name!r}, "
-                                          "which this server does not serve")
+            graph = self._serving(thread_id, thread_graph(self.cp, thread_id).graph)
             done = ThreadService(graph, self.cp).cancel(thread_id, actor=actor, reason=reason)
             return Answer(body=cancel_of(done.earlier or done.cursor.head),
                           replayed=done.repeated)
@@ -218,14 +211,19 @@ class Commands:
         """The thread's graph, if this server serves it and the workers drive the thread."""
         if found is None:
             raise ThreadNotFoundError(thread_id)
-        graph = self.graphs.get(found.graph)
-        if graph is None:
-            raise GraphNotServedError(f"thread {thread_id!r} runs graph {found.graph!r}, which "
-                                      "this server does not serve")
+        graph = self._serving(thread_id, found.graph)
         if found.mode != WORKER_MODE:
             raise NotOnWorkersError(f"thread {thread_id!r} runs {found.mode or 'inline'}, not on "
                                     "the workers: nothing would continue it after a decision "
                                     "here; resume it with `amber resume`")
+        return graph
+
+    def _serving(self, thread_id: str, graph_name: str) -> CompiledGraph:
+        """The thread's graph, if this server serves it (it validates against its code)."""
+        graph = self.graphs.get(graph_name)
+        if graph is None:
+            raise GraphNotServedError(f"thread {thread_id!r} runs graph {graph_name!r}, which "
+                                      "this server does not serve")
         return graph
 
     def _caught_up(self, thread_id: str) -> ThreadView:
