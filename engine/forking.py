@@ -33,7 +33,7 @@ from engine.delta import set_op
 from engine.errors import ForkError, GraphMismatchError
 from engine.events import Event, EventType, ForkOrigin, InterruptInfo
 from engine.graph import END, CompiledGraph
-from engine.ledger import ThreadView, advance
+from engine.ledger import ThreadView, advance, rebuild
 
 
 def fork_draft(graph: CompiledGraph, history: list[Event], *, thread_id: str,
@@ -62,13 +62,12 @@ def _views(history: list[Event]) -> tuple[ThreadView, tuple[ThreadView, Event]]:
     """The source's view at the checkpoint, and the (view, head) its next step is settled
     from: the checkpoint itself, or, at a failure, the step before it, so that the
     failed node is asked again at its gate or run with the decision it was given."""
-    before: ThreadView | None = None
-    for event in history[:-1]:
-        before = advance(before, event).view
+    before = rebuild(history[:-1])
     view = advance(before, history[-1]).view
     assert view is not None
-    failed = history[-1].type is EventType.NODE_FAILED and before is not None
-    return view, ((before, history[-2]) if failed and before else (view, history[-1]))
+    if history[-1].type is EventType.NODE_FAILED and before is not None:
+        return view, (before, history[-2])
+    return view, (view, history[-1])
 
 
 def _continuation(source: ThreadView, at: Event, action: step.Action, thread_id: str

@@ -92,17 +92,19 @@ def next_action(graph: CompiledGraph, view: ThreadView, head: Event) -> Action:
     nxt = route_of(head)
     if head.type is EventType.NODE_COMPLETED and head.node in graph.interrupt_after:
         return Pause(node=str(head.node), when="after", next=nxt)
+    if head.type is EventType.THREAD_FORKED:  # its first step was settled when it was made
+        return _onward(graph, nxt, resumes_of(head), answered=True)
+    carried = head.type is EventType.DECISION_RECORDED and head.node == nxt
+    answered = carried or (head.type is EventType.STATE_EDITED and head.node == nxt)
+    return _onward(graph, nxt, resumes_of(head) if carried else [], answered=answered)
+
+
+def _onward(graph: CompiledGraph, nxt: str, resumes: list[Any], *, answered: bool) -> Action:
+    """The step towards `nxt`: the end, the gate before it unless answered, or the node."""
     if nxt == END:
         return Finish()
-    if head.type is EventType.THREAD_FORKED:  # its first step was settled when it was made
-        resumes = resumes_of(head)
-        return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
-    answered = head.type in (EventType.DECISION_RECORDED, EventType.STATE_EDITED) \
-        and head.node == nxt
     if nxt in graph.interrupt_before and not answered:
         return Pause(node=nxt, when="before", next=nxt)
-    carried = head.type is EventType.DECISION_RECORDED and head.node == nxt
-    resumes = resumes_of(head) if carried else []
     return RunNode(node=nxt, resumes=resumes, decision=resumes[-1] if resumes else None)
 
 
@@ -113,10 +115,7 @@ def edit_keeps_course(graph: CompiledGraph, view: ThreadView, head: Event) -> bo
     head, would drop what that step needs (the answer, the pause)."""
     if view.status != "running":
         return True
-    nxt = route_of(head)
-    plain: Action = Finish() if nxt == END else \
-        Pause(node=nxt, when="before", next=nxt) if nxt in graph.interrupt_before else \
-        RunNode(node=nxt, resumes=[], decision=None)
+    plain = _onward(graph, route_of(head), [], answered=False)  # what an edit's head gives
     return next_action(graph, view, head) == plain
 
 
