@@ -20,6 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+_CANCELLED = "the async node's task was cancelled"
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -46,7 +47,7 @@ def settled(result: Any) -> Any:
         return future.result()
     except (asyncio.CancelledError, concurrent.futures.CancelledError) as e:
         # asyncio's is a BaseException: it would escape the node's failure handling
-        raise NodeCancelledError("the async node's task was cancelled") from e
+        raise NodeCancelledError(_CANCELLED) from e
 
 
 def settled_within(fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: float,
@@ -68,10 +69,7 @@ def settled_within(fn: Callable[..., Any], args: tuple[Any, ...], timeout_s: flo
     if not done:
         attempt.stop()
         raise NodeTimeoutError(f"node {node!r} ran past its timeout of {timeout_s:g} s")
-    try:
-        return attempt.outcome.result()  # the node's own exception, as raised
-    except (asyncio.CancelledError, concurrent.futures.CancelledError) as e:
-        raise NodeCancelledError("the async node's task was cancelled") from e
+    return attempt.outcome.result()  # the node's own exception, as raised
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -120,10 +118,10 @@ class _Attempt:
     def _settle(self, task: concurrent.futures.Future[Any]) -> None:
         if self.outcome.done():
             return
-        if task.cancelled():
-            self.outcome.set_exception(NodeCancelledError("the async node's task was cancelled"))
-        elif task.exception() is not None:
-            self.outcome.set_exception(task.exception())
+        if task.cancelled():  # stop() cancels the task, never the outcome: reported here
+            self.outcome.set_exception(NodeCancelledError(_CANCELLED))
+        elif (error := task.exception()) is not None:
+            self.outcome.set_exception(error)
         else:
             self.outcome.set_result(task.result())
 

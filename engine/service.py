@@ -212,9 +212,7 @@ class ThreadService:
             raise ThreadNotFoundError(thread_id)
         if head is None:
             raise CheckpointNotFoundError(thread_id, view.head.seq)
-        if view.graph != self.graph.name:
-            raise GraphMismatchError(f"thread {thread_id!r} runs graph {view.graph!r}, "
-                                     f"not {self.graph.name!r}")
+        self._require_graph(thread_id, view.graph)
         return Cursor(view=view, head=head.event, position=head.position,
                       projected_end=found.end, recent=found.recent)
 
@@ -235,13 +233,15 @@ class ThreadService:
              reason: str | None, mode: str) -> Cursor:
         """Append ThreadForked: `thread_id` goes on from the last of `history` (the source's
         accepted events up to the checkpoint), see engine.forking."""
-        source = history[-1].graph.name
-        if source != self.graph.name:
-            raise GraphMismatchError(f"thread {history[-1].thread_id!r} runs graph "
-                                     f"{source!r}, not {self.graph.name!r}")
+        self._require_graph(history[-1].thread_id, history[-1].graph.name)
         return self._open(thread_id, lambda: fork_draft(
             self.graph, history, thread_id=thread_id, occurred_at=self.cp.clock(),
             actor=actor, reason=reason, mode=mode))
+
+    def _require_graph(self, thread_id: str, graph_name: str) -> None:
+        if graph_name != self.graph.name:
+            raise GraphMismatchError(f"thread {thread_id!r} runs graph {graph_name!r}, "
+                                     f"not {self.graph.name!r}")
 
     def _open(self, thread_id: str, first: Callable[[], Draft]) -> Cursor:
         """Append a new thread's first event; ThreadExistsError if it has any already."""
