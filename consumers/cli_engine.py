@@ -9,7 +9,7 @@ loop still running prints a traceback from that loop's teardown.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Annotated, Any
 
@@ -72,16 +72,10 @@ def resume(thread_id: str,
            reason: Annotated[str | None, typer.Option(help="why")] = None,
            graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
     """Record a human decision on an interrupted thread and continue it inline."""
-    from engine.errors import AmberError
-
     decision = _json_arg(value, "--value")
-    try:
-        with _thread_graph(thread_id, graph) as (cp, app_graph):
-            _print_result(app_graph.resume(thread_id, decision, actor=actor,
-                                           interrupt_id=interrupt_id, reason=reason,
-                                           checkpointer=cp))
-    except AmberError as e:
-        raise fail(e) from None
+    _on_thread(thread_id, graph, lambda app_graph, cp: app_graph.resume(
+        thread_id, decision, actor=actor, interrupt_id=interrupt_id, reason=reason,
+        checkpointer=cp))
 
 
 @app.command()
@@ -93,15 +87,9 @@ def edit(thread_id: str,
          reason: Annotated[str | None, typer.Option(help="why")] = None,
          graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
     """Append StateEdited: change a thread's state as if NODE had returned VALUES."""
-    from engine.errors import AmberError
-
     update = _json_arg(values, "--values")
-    try:
-        with _thread_graph(thread_id, graph) as (cp, app_graph):
-            _print_result(app_graph.update_state(thread_id, update, as_node=as_node,
-                                                 actor=actor, reason=reason, checkpointer=cp))
-    except AmberError as e:
-        raise fail(e) from None
+    _on_thread(thread_id, graph, lambda app_graph, cp: app_graph.update_state(
+        thread_id, update, as_node=as_node, actor=actor, reason=reason, checkpointer=cp))
 
 
 @app.command()
@@ -110,14 +98,8 @@ def cancel(thread_id: str,
            reason: Annotated[str | None, typer.Option(help="why")] = None,
            graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
     """Append ThreadCancelled: stop the thread for good, waiting or not."""
-    from engine.errors import AmberError
-
-    try:
-        with _thread_graph(thread_id, graph) as (cp, app_graph):
-            _print_result(app_graph.cancel(thread_id, actor=actor, reason=reason,
-                                           checkpointer=cp))
-    except AmberError as e:
-        raise fail(e) from None
+    _on_thread(thread_id, graph, lambda app_graph, cp: app_graph.cancel(
+        thread_id, actor=actor, reason=reason, checkpointer=cp))
 
 
 @app.command()
@@ -129,12 +111,18 @@ def fork(thread_id: Annotated[str, typer.Argument(help="the thread to fork")],
          graph: GraphOpt = []) -> None:  # noqa: B006 — typer reads the default
     """Start thread --thread from checkpoint SEQ of THREAD_ID, going on as THREAD_ID would
     have from there (it waits if THREAD_ID was waiting), and run it inline."""
+    _on_thread(thread_id, graph, lambda app_graph, cp: app_graph.fork(
+        thread_id, seq, new_thread, actor=actor, reason=reason, checkpointer=cp))
+
+
+def _on_thread(thread_id: str, graph: list[str], call: Callable[[Any, Any], Any]) -> None:
+    """Print where call(the thread's graph, a checkpointer) left the thread; an AmberError
+    exits 2, saying what."""
     from engine.errors import AmberError
 
     try:
         with _thread_graph(thread_id, graph) as (cp, app_graph):
-            _print_result(app_graph.fork(thread_id, seq, new_thread, actor=actor,
-                                         reason=reason, checkpointer=cp))
+            _print_result(call(app_graph, cp))
     except AmberError as e:
         raise fail(e) from None
 
