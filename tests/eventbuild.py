@@ -7,6 +7,8 @@ tests/factories.py; this module only knows the envelope.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engine.chain import GENESIS_HASH, Draft, seal
@@ -77,3 +79,11 @@ def poll_at_least(reader: LogReader, count: int) -> list[Delivery]:
 def logged(cp: Checkpointer, thread_id: str) -> list[Event]:
     """The thread's events as its log holds them (decodable ones), in order."""
     return [d.event for d in cp.log.read_thread(thread_id) if d.event is not None]
+
+
+@contextmanager
+def appending_nothing(cp: Checkpointer) -> Iterator[None]:
+    """The block must leave the log as it found it: a refusal appends nothing."""
+    ends = cp.log.end_offsets()
+    yield
+    assert cp.log.end_offsets() == ends
