@@ -7,8 +7,9 @@
     │   ├── CanonicalJSONError   a value with no canonical JSON form
     │   └── IntegrityError       a hash or state_hash that does not match
     ├── EventDecodeError         bytes on the log that are not an event (has partition/offset)
-    └── EventLogError            the log adapter failed (retryable says whether to try again)
-        └── LogUnavailableError  the broker cannot be reached
+    ├── EventLogError            the log adapter failed (retryable says whether to try again)
+    │   └── LogUnavailableError  the broker cannot be reached
+    └── BlobError                a blob a pointer names is gone or not what it says
 """
 
 from __future__ import annotations
@@ -71,6 +72,15 @@ class LogUnavailableError(EventLogError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
+
+
+class BlobError(AmberError):
+    """A blob a state pointer names cannot be read back as the text it was: its record
+    is gone, or its bytes do not hash to the pointer's digest."""
+
+    def __init__(self, message: str, *, digest: str) -> None:
+        super().__init__(message)
+        self.digest = digest
 
 
 class GraphDefinitionError(AmberError):

@@ -60,7 +60,7 @@ def _translate(e: Exception, doing: str) -> EventLogError:
 
 
 @contextlib.contextmanager
-def _translated(doing: str) -> Iterator[None]:
+def translated(doing: str) -> Iterator[None]:
     """kafka-python's errors raised inside, as the EventLogError `_translate` makes of them."""
     try:
         yield
@@ -148,25 +148,12 @@ class KafkaEventLog(EventLog):
 
     def ensure_topic(self) -> None:
         """Create the topic (N partitions, never expiring) unless it exists."""
-        with _translated("connecting the admin client"):
-            admin = KafkaAdminClient(**self._common())
-        try:
-            topic = NewTopic(self.topic, self.partitions, 1, topic_configs=TOPIC_CONFIG)
-            with _translated(f"creating topic {self.topic}"):
-                try:
-                    admin.create_topics([topic])
-                except TopicAlreadyExistsError:
-                    return  # an existing topic is served already: nothing to wait for
-            with _translated(f"describing topic {self.topic}"):
-                await_visible(lambda: _partition_count(admin, self.topic), self.topic,
-                              self._ack_timeout_s)
-        finally:
-            admin.close()
+        create_topic(self._common(), self.topic, self.partitions, self._ack_timeout_s)
 
     def _send_all(self, records: list[tuple[str, bytes]]) -> list[Position]:
         keyed = [(self.partition_of(k), k.encode("utf-8"), v) for k, v in records]
         client = self._direct()
-        with _translated(f"appending {len(records)} record(s)"):
+        with translated(f"appending {len(records)} record(s)"):
             offsets = client.send(keyed)
         return [Position(p, offset) for (p, _k, _v), offset in zip(keyed, offsets, strict=True)]
 
@@ -178,7 +165,7 @@ class KafkaEventLog(EventLog):
 
     def _ends(self, partitions: Iterable[int]) -> dict[int, int]:
         client = self._direct()
-        with _translated("reading end offsets"):
+        with translated("reading end offsets"):
             ends: dict[int, int] = client.end_offsets(partitions)
         return ends
 
@@ -191,7 +178,7 @@ class KafkaEventLog(EventLog):
         missing that record is then refused by its first-writer-wins read-back.
         """
         client = self._direct()
-        with _translated(f"reading partition {partition}"):
+        with translated(f"reading partition {partition}"):
             try:
                 first = client.fetch(partition, start, wait_ms=0,
                                      max_bytes=FETCH_BYTES if most > 0 else 1)
@@ -222,7 +209,7 @@ class KafkaEventLog(EventLog):
 
     def _fetch(self, partition: int, offset: int, *, wait_ms: int) -> Fetched:
         client = self._direct()
-        with _translated(f"reading partition {partition}"):
+        with translated(f"reading partition {partition}"):
             return client.fetch(partition, offset, max_bytes=FETCH_BYTES, wait_ms=wait_ms)
 
     def reader(self, start: dict[int, int], *, gather_ms: int = 0) -> LogReader:
@@ -238,6 +225,23 @@ class KafkaEventLog(EventLog):
             if self._direct_client is not None:
                 self._direct_client.close()
                 self._direct_client = None
+
+
+def create_topic(common: dict[str, Any], topic: str, partitions: int, timeout_s: float) -> None:
+    """Create `topic` (`partitions`, never expiring) unless it exists; return once served."""
+    with translated("connecting the admin client"):
+        admin = KafkaAdminClient(**common)
+    try:
+        new = NewTopic(topic, partitions, 1, topic_configs=TOPIC_CONFIG)
+        with translated(f"creating topic {topic}"):
+            try:
+                admin.create_topics([new])
+            except TopicAlreadyExistsError:
+                return  # an existing topic is served already: nothing to wait for
+        with translated(f"describing topic {topic}"):
+            await_visible(lambda: _partition_count(admin, topic), topic, timeout_s)
+    finally:
+        admin.close()
 
 
 def _partition_count(admin: KafkaAdminClient, topic: str) -> int:
@@ -257,7 +261,7 @@ def _consumer(common: dict[str, Any], **extra: Any) -> KafkaConsumer:
     # A fresh consumer's first poll otherwise sleeps retry_backoff_ms (100) up to
     # twice while metadata loads: measured 90 ms of a cold `amber resume`.
     options = {"retry_backoff_ms": 10, **extra}
-    with _translated("connecting a consumer"):
+    with translated("connecting a consumer"):
         return KafkaConsumer(group_id=None, enable_auto_commit=False,
                              auto_offset_reset="earliest", **common, **options)
 
@@ -293,13 +297,13 @@ class KafkaLogReader(LogReader):
         self.reseek({})
 
     def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Delivery]:
-        with _translated("polling"):
+        with translated("polling"):
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000),
                                           max_records=max_records)
         return deliveries(batches, partitions=self._partitions)
 
     def positions(self) -> dict[int, int]:
-        with _translated("reading positions"):
+        with translated("reading positions"):
             return {p: self._consumer.position(tp) for p, tp in self._tps.items()}
 
     def close(self) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine.blobstore import BlobStore
+from engine.blobstore_memory import MemoryBlobStore
 from engine.eventlog import EventLog
 from engine.eventlog_memory import InMemoryEventLog
 
@@ -21,3 +23,18 @@ def log(request: pytest.FixtureRequest) -> Iterator[EventLog]:
         yield request.getfixturevalue("kafka_log")
     else:
         yield request.getfixturevalue("confluent_log")
+
+
+@pytest.fixture(params=["memory", pytest.param("kafka", marks=pytest.mark.integration)])
+def blob_store(request: pytest.FixtureRequest) -> Iterator[BlobStore]:
+    if request.param == "memory":
+        yield MemoryBlobStore()
+        return
+    from engine.blobstore_kafka import KafkaBlobStore
+
+    stack = request.getfixturevalue("stack")
+    prefix = request.getfixturevalue("topic_prefix")
+    store = KafkaBlobStore(bootstrap=stack.kafka_bootstrap, topic=f"{prefix}.blobs",
+                           partitions=12)
+    yield store
+    store.close()

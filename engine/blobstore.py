@@ -1,0 +1,177 @@
+"""The blob store port, and `Blobs`: the engine's one door to it (see engine.blobs).
+
+Writes happen just before an event that points at them is sealed, so a blob is
+durable before any event names it; reads happen at the node boundary, where a
+node or router needs the text. Both go through a process-wide cache, so a text
+carried from step to step is hashed, written and read once, and a thread that
+keeps a document in its state writes it once, not at every snapshot.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from dataclasses import replace
+
+from engine.blobs import (
+    MIN_BYTES,
+    MIN_FLOOR,
+    BlobRef,
+    big_texts,
+    digest_of,
+    filled,
+    pointer,
+    refs_in,
+    swapped,
+)
+from engine.chain import Draft
+from engine.delta import State, fold
+from engine.errors import BlobError
+from engine.events import EventType
+
+# Chunks stay well under Kafka's 1 MiB record limit and a produce batch of the log.
+CHUNK_BYTES = 256 * 1024
+CACHE_BYTES = 64 * 1024 * 1024
+
+
+class BlobStore(ABC):
+    """Immutable byte strings on some partition, found again by where they lie."""
+
+    def put(self, partition: int, digest: str, data: bytes) -> BlobRef:
+        """Write `data` (whose digest the caller computed) in chunks; durable on return."""
+        chunks = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+        offsets = self._write(partition, digest.encode("ascii"), chunks)
+        return BlobRef(digest, len(data), partition, tuple(offsets))
+
+    def get(self, ref: BlobRef) -> bytes:
+        """The bytes `ref` names; BlobError if they are gone or are not what it says."""
+        data = b"".join(self._read(ref))
+        if len(data) != ref.size or digest_of(data) != ref.digest:
+            raise BlobError(f"blob {ref.digest} at partition {ref.partition} offsets "
+                            f"{list(ref.offsets)} does not hold the bytes it names",
+                            digest=ref.digest)
+        return data
+
+    @abstractmethod
+    def _write(self, partition: int, key: bytes, chunks: list[bytes]) -> list[int]:
+        """Append the chunks under `key`, acknowledged; their offsets, in order."""
+
+    @abstractmethod
+    def _read(self, ref: BlobRef) -> list[bytes]:
+        """The chunks at `ref.offsets`; BlobError for one that is not there."""
+
+    def close(self) -> None:  # noqa: B027 — stores that hold nothing open need nothing
+        """Release connections."""
+
+
+class Blobs:
+    """Offloads the large texts of drafts and fills them back into states.
+
+    Without a store nothing is offloaded: events then carry every text inline, as
+    they did before blobs existed, and engine.sizing's limit applies to them.
+    """
+
+    def __init__(self, store: BlobStore | None = None, *, min_bytes: int = MIN_BYTES,
+                 cache_bytes: int = CACHE_BYTES) -> None:
+        if min_bytes < MIN_FLOOR:  # a pointer's own texts must never count as large
+            raise ValueError(f"min_bytes must be at least {MIN_FLOOR}, got {min_bytes}")
+        self.store = store
+        self.min_bytes = min_bytes
+        self._cache = _TextCache(cache_bytes)
+
+    def stored(self, draft: Draft, prior: State, partition: int) -> Draft:
+        """`draft` with its large texts written to the store and pointers in their place.
+
+        `prior` is the stored state the draft follows ({} for a thread's first event);
+        the state after is folded again from it, so it holds pointers wherever the
+        log does even when the node saw (and returned) the texts.
+        """
+        if self.store is None:
+            return draft
+        # A node's recorded I/O only: the io of a pause or decision holds the answers
+        # interrupt() returns, which the engine reads back as they are.
+        io = draft.io if draft.type is EventType.NODE_COMPLETED else None
+        texts = big_texts([draft.delta, io], self.min_bytes)
+        if not texts and not draft.delta:
+            return draft
+        pointers = {text: pointer(self._ref_for(text, partition)) for text in texts}
+        delta = swapped(draft.delta, pointers)
+        return replace(draft, delta=delta, io=swapped(io, pointers) if io else draft.io,
+                       state_after=fold(prior, delta))
+
+    def resolved(self, state: State) -> State:
+        """`state` with every pointer replaced by its text (`state` itself if none)."""
+        refs = refs_in(state) if self.store is not None else []
+        if not refs:
+            return state
+        return dict(filled(state, {ref.digest: self._text(ref) for ref in refs}))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def _ref_for(self, text: str, partition: int) -> BlobRef:
+        known = self._cache.ref_of(text)
+        if known is not None:
+            return known
+        data = text.encode("utf-8")
+        digest = digest_of(data)
+        known = self._cache.ref_by_digest(digest)
+        if known is None:
+            assert self.store is not None
+            known = self.store.put(partition, digest, data)
+        self._cache.keep(text, known)
+        return known
+
+    def _text(self, ref: BlobRef) -> str:
+        known = self._cache.text_of(ref.digest)
+        if known is not None:
+            return known
+        assert self.store is not None
+        text = self.store.get(ref).decode("utf-8")
+        self._cache.keep(text, ref)
+        return text
+
+
+class _TextCache:
+    """Texts and where they lie, least recently used dropped past a byte budget.
+
+    Keyed by the text too: a text object met again (the same document in the next
+    step's state) is found by identity, without hashing its bytes again.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget, self._used = budget, 0
+        self._by_digest: OrderedDict[str, tuple[str, BlobRef]] = OrderedDict()
+        self._by_text: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def ref_of(self, text: str) -> BlobRef | None:
+        with self._lock:
+            digest = self._by_text.get(text)
+            return None if digest is None else self._touch(digest)[1]
+
+    def ref_by_digest(self, digest: str) -> BlobRef | None:
+        with self._lock:
+            return self._touch(digest)[1] if digest in self._by_digest else None
+
+    def text_of(self, digest: str) -> str | None:
+        with self._lock:
+            return self._touch(digest)[0] if digest in self._by_digest else None
+
+    def keep(self, text: str, ref: BlobRef) -> None:
+        with self._lock:
+            if ref.digest in self._by_digest:
+                return
+            self._by_digest[ref.digest] = (text, ref)
+            self._by_text[text] = ref.digest
+            self._used += ref.size
+            while self._used > self._budget and len(self._by_digest) > 1:
+                _, (old, old_ref) = self._by_digest.popitem(last=False)
+                del self._by_text[old]
+                self._used -= old_ref.size
+
+    def _touch(self, digest: str) -> tuple[str, BlobRef]:
+        self._by_digest.move_to_end(digest)
+        return self._by_digest[digest]
