@@ -253,9 +253,12 @@ def create_app(*, cp: Checkpointer, graphs: Iterable[CompiledGraph],
     @app.get("/threads/{thread_id}/state", response_model=StateOut, tags=["threads"],
              responses=_errors(404))
     def get_state(thread_id: ThreadPath, who: Reader,
-                  seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None) -> StateOut:
-        """The state after `seq` (default: the head), rebuilt from the checkpoints."""
-        return commands.state(thread_id, seq)
+                  seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
+                  texts: Annotated[bool, Query(description="fill blob pointers with their "
+                                               "texts")] = False) -> StateOut:
+        """The state after `seq` (default: the head), rebuilt from the checkpoints; large
+        texts as the log keeps them, blob pointers, unless ?texts=true."""
+        return commands.state(thread_id, seq, texts=texts)
 
     return app
 

@@ -198,10 +198,12 @@ class Commands:
                                                 offset=offset)
         return ThreadList(threads=[summary_of(v) for v in views], limit=limit, offset=offset)
 
-    def state(self, thread_id: str, seq: int | None) -> StateOut:
+    def state(self, thread_id: str, seq: int | None, *, texts: bool = False) -> StateOut:
         view = self.thread(thread_id)
         state = view.state if seq is None or seq == view.head.seq else \
             self.cp.projection.get_state(thread_id, seq)
+        if texts:
+            state = self.cp.blobs.resolved(state)
         return StateOut.model_validate({"thread_id": thread_id, "status": view.status,
                                         "seq": view.head.seq if seq is None else seq,
                                         "state": state})

@@ -32,6 +32,8 @@ always means the log is unchanged.
                                UnstorableTextError (a NUL past the request models)
     503 projection_behind      CatchUpTimeoutError
     503 unavailable            EventLogError, any other AmberError with retryable=True
+    500 blob_unreadable        BlobError (a text the state points at is gone or altered;
+                               `amber verify` names every such pointer)
     500 internal               anything else (a bug, or the server is misconfigured)
 """
 
@@ -50,6 +52,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from consumers.api_auth import AuthError
 from engine.errors import (
     AmberError,
+    BlobError,
     CanonicalJSONError,
     ConflictError,
     EventLogError,
@@ -124,6 +127,7 @@ _TABLE: list[tuple[type[Exception], int, str]] = [
     (RouteError, 422, "invalid_input"),
     (CatchUpTimeoutError, 503, "projection_behind"),
     (EventLogError, 503, "unavailable"),
+    (BlobError, 500, "blob_unreadable"),
 ]
 _RETRY_AFTER_S = "1"
 

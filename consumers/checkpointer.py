@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from engine.blobstore import Blobs
 from engine.checkpointer import Checkpointer
 from engine.errors import SettingsError
 from engine.settings import Settings
@@ -39,7 +40,8 @@ class AmberCheckpointer:
                                           topic=settings.events_topic, pool_size=pool_size)
         return Checkpointer(log=log, projection=reader,
                             catchup_timeout_s=settings.catchup_timeout_s,
-                            snapshot_every=settings.snapshot_every, on_close=reader.close)
+                            snapshot_every=settings.snapshot_every, blobs=blobs(settings),
+                            on_close=reader.close)
 
     @staticmethod
     def from_env() -> Checkpointer:
@@ -71,6 +73,18 @@ def event_log(settings: Settings, *,
                              partitions=settings.partitions, ack_timeout_s=settings.ack_timeout_s,
                              client_id=client_id, compression=settings.kafka_compression)
     raise SettingsError("AMBER_KAFKA_CLIENT", f"unknown Kafka client {settings.kafka_client!r}")
+
+
+def blobs(settings: Settings, *, client_id: str = "amber") -> Blobs:
+    """Large texts to the blob topic (kafka-python whichever client appends events)."""
+    if settings.blob_min_bytes == 0:
+        return Blobs()
+    from engine.blobstore_kafka import KafkaBlobStore
+
+    store = KafkaBlobStore(bootstrap=settings.kafka_bootstrap, topic=settings.blobs_topic,
+                           partitions=settings.partitions, timeout_s=settings.ack_timeout_s,
+                           client_id=client_id)
+    return Blobs(store, min_bytes=settings.blob_min_bytes)
 
 
 def confluent_missing(e: ImportError) -> SettingsError:

@@ -7,6 +7,7 @@ nothing is sent, charged or written twice.
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -44,13 +45,17 @@ def replay(thread_id: str,
 
 
 def _checks(thread_id: str, refs: list[str], from_seq: int) -> list[RouteCheck]:
+    from consumers.checkpointer import blobs
     from consumers.cli_audit import from_log
     from consumers.graphs import graph_for_thread
     from engine.replay import replay_routes
+    from engine.settings import Settings
 
     view, audit = from_log(thread_id)
     today = graph_for_thread(view.graph, refs)
-    return replay_routes(today, [cp.event for cp in audit.accepted], from_seq=from_seq)
+    with closing(blobs(Settings.from_env())) as texts:
+        return replay_routes(today, [cp.event for cp in audit.accepted], from_seq=from_seq,
+                             resolve=texts.resolved)
 
 
 def _json(thread_id: str, checks: list[RouteCheck]) -> dict[str, Any]:

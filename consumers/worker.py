@@ -65,7 +65,8 @@ class Worker:
                  commit_every_s: float = 0.1, batch_s: float = 10.0) -> None:
         self.cp = cp
         self.group = group
-        self.dispatcher = Dispatcher(graphs, clock=cp.clock, snapshot_every=cp.snapshot_every)
+        self.dispatcher = Dispatcher(graphs, clock=cp.clock, snapshot_every=cp.snapshot_every,
+                                     blobs=cp.blobs, partition_of=cp.log.partition_of)
         self.stats = WorkerStats()
         self._poll_ms = poll_ms
         self._catch_up_to: dict[int, int] = {}

@@ -10,9 +10,11 @@ engine/log_audit.py and consumers/cli_audit.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+from engine.blobs import BLOB_KEY, BlobRef, refs_in
 from engine.delta import State
 from engine.ledger import ThreadView
 from engine.projection import (
@@ -112,3 +114,17 @@ def _events(kind: str, logged: Sequence[Checkpoint | RejectedEvent],
 def _where(entry: Checkpoint | RejectedEvent) -> str:
     p = entry.position
     return f"{entry.event.event_id} at {p.partition}:{p.offset}"
+
+
+def blob_refs(audit: ThreadAudit) -> list[tuple[int, BlobRef]]:
+    """Each blob the thread's accepted events point at (deltas and recorded I/O), with the
+    seq that first did; a snapshot only repeats pointers a delta brought in."""
+    first: dict[str, tuple[int, BlobRef]] = {}
+    for checkpoint in audit.accepted:
+        event = checkpoint.event
+        if BLOB_KEY not in event.delta and (event.io is None or BLOB_KEY not in event.io):
+            continue  # most events: no pointer, nothing to parse
+        io = json.loads(event.io) if event.io is not None else None
+        for ref in refs_in([event.ops(), io]):
+            first.setdefault(ref.digest, (event.seq, ref))
+    return list(first.values())

@@ -66,21 +66,21 @@ def utf8_size(text: str) -> int:
 
 
 def big_texts(value: Any, min_bytes: int = MIN_BYTES) -> list[str]:
-    """Every distinct text inside `value` of at least `min_bytes`, in the order met."""
+    """Every distinct text inside `value` of at least `min_bytes` (keys aside), in a fixed
+    order. Walked without recursion: it runs on every event's delta."""
     found: dict[str, None] = {}
-
-    def visit(v: Any) -> None:
-        if type(v) is str:
-            if len(v) * 4 >= min_bytes and utf8_size(v) >= min_bytes:
+    shortest = -(-min_bytes // 4)  # no UTF-8 character takes more than 4 bytes
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        kind = type(v)
+        if kind is str:
+            if len(v) >= shortest and utf8_size(v) >= min_bytes:
                 found[v] = None
-        elif type(v) is dict:
-            for inner in v.values():
-                visit(inner)
-        elif type(v) is list or type(v) is tuple:
-            for inner in v:
-                visit(inner)
-
-    visit(value)
+        elif kind is dict:
+            stack.extend(v.values())
+        elif kind is list or kind is tuple:
+            stack.extend(v)
     return list(found)
 
 

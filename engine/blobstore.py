@@ -13,6 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from dataclasses import replace
+from typing import Any
 
 from engine.blobs import (
     MIN_BYTES,
@@ -79,6 +80,7 @@ class Blobs:
         self.store = store
         self.min_bytes = min_bytes
         self._cache = _TextCache(cache_bytes)
+        self._memo = _PointerMemo()
 
     def stored(self, draft: Draft, prior: State, partition: int) -> Draft:
         """`draft` with its large texts written to the store and pointers in their place.
@@ -93,8 +95,8 @@ class Blobs:
         # interrupt() returns, which the engine reads back as they are.
         io = draft.io if draft.type is EventType.NODE_COMPLETED else None
         texts = big_texts([draft.delta, io], self.min_bytes)
-        if not texts and not draft.delta:
-            return draft
+        if not texts and not (draft.delta and any(map(self._memo.holds, prior.values()))):
+            return draft  # nothing to write, and no text of the prior to fold back
         pointers = {text: pointer(self._ref_for(text, partition)) for text in texts}
         delta = swapped(draft.delta, pointers)
         return replace(draft, delta=delta, io=swapped(io, pointers) if io else draft.io,
@@ -102,10 +104,24 @@ class Blobs:
 
     def resolved(self, state: State) -> State:
         """`state` with every pointer replaced by its text (`state` itself if none)."""
-        refs = refs_in(state) if self.store is not None else []
-        if not refs:
+        fields = [f for f, v in state.items() if self._memo.holds(v)] if self.store else []
+        if not fields:
             return state
-        return dict(filled(state, {ref.digest: self._text(ref) for ref in refs}))
+        texts = {ref.digest: self._text(ref) for f in fields for ref in refs_in(state[f])}
+        return {**state, **{f: filled(state[f], texts) for f in fields}}
+
+    def check(self, ref: BlobRef) -> str | None:
+        """Why the store does not give `ref`'s bytes back whole, or None if it does.
+
+        Read from the store itself, not the cache: this is an auditor's question.
+        """
+        if self.store is None:
+            return f"points at blob {ref.digest}, but no blob store is configured"
+        try:
+            self.store.get(ref)
+        except BlobError as e:
+            return str(e)
+        return None
 
     def close(self) -> None:
         if self.store is not None:
@@ -132,6 +148,32 @@ class Blobs:
         text = self.store.get(ref).decode("utf-8")
         self._cache.keep(text, ref)
         return text
+
+
+class _PointerMemo:
+    """Whether a state field's value holds a pointer, remembered per value object.
+
+    Step after step a state shares the values of the fields no delta touched (a fold
+    copies only what changes), so only new values are walked: a long message list
+    costs a lookup per step, not a walk. Values are never changed in place.
+    """
+
+    _CAPACITY = 4096
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Any, bool]] = {}  # id → (the value, kept alive; answer)
+
+    def holds(self, value: Any) -> bool:
+        if type(value) is not dict and type(value) is not list:
+            return False  # a pointer is an object: a text or number cannot be one
+        hit = self._seen.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        found = bool(refs_in(value))
+        if len(self._seen) >= self._CAPACITY:
+            self._seen.clear()  # cheaper than tracking use; values are walked again
+        self._seen[id(value)] = (value, found)
+        return found
 
 
 class _TextCache:

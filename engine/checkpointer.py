@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
+from engine.blobstore import Blobs
 from engine.errors import GraphDefinitionError
 from engine.eventlog import EventLog
 from engine.projection import ProjectionReader
@@ -28,10 +29,13 @@ class Checkpointer:
     catchup_timeout_s: float = 10.0
     snapshot_every: int = 50
     clock: Callable[[], int] = field(default=_now_us)  # microseconds since the epoch
+    # Where large texts go; without a store every text stays inline in its event.
+    blobs: Blobs = field(default_factory=Blobs)
     on_close: Callable[[], None] | None = None
 
     def close(self) -> None:
         self.log.close()
+        self.blobs.close()
         if self.on_close is not None:
             self.on_close()
 

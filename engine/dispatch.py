@@ -4,7 +4,8 @@ Fed the events of its partitions in log order, it applies the acceptance rule
 per thread (so it never advances a thread from a rejected event), remembers
 each thread's head, and runs one step for every thread whose head makes a
 node runnable. I/O (consumer group, projection loads, appends, commits) is
-the shell's job (consumers/worker.py).
+the shell's job (consumers/worker.py), but for the large texts of states, which
+go through the Blobs it is given.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 from engine import step
 from engine.acceptance import Rejection
+from engine.blobstore import Blobs
 from engine.chain import seal
 from engine.events import Event
 from engine.executor import execute, storing
@@ -36,10 +38,13 @@ class Dispatcher:
     """Runnable-thread bookkeeping for one worker process."""
 
     def __init__(self, graphs: dict[str, CompiledGraph], *, clock: Callable[[], int],
-                 snapshot_every: int) -> None:
+                 snapshot_every: int, blobs: Blobs | None = None,
+                 partition_of: Callable[[str], int] = lambda thread_id: 0) -> None:
         self.graphs = graphs
         self.clock = clock
         self.snapshot_every = snapshot_every
+        self.blobs = blobs or Blobs()
+        self.partition_of = partition_of  # where a thread's blobs go: its own partition
         self.threads: dict[str, _Thread] = {}
         # Only a thread whose head moved can have become runnable or halted: the
         # loop looks at these, not at every cached thread. `pending` waits for a
@@ -130,6 +135,7 @@ class Dispatcher:
         if isinstance(action, step.Halt):
             return None
         frame = step.StepFrame(graph=graph, view=s.view, occurred_at=self.clock(),
-                               snapshot_every=self.snapshot_every)
-        return storing(action, frame, execute(graph, action, frame),
-                       lambda draft: seal(draft, prev_hash=s.view.head.hash))
+                               snapshot_every=self.snapshot_every, resolve=self.blobs.resolved)
+        return storing(action, frame, execute(graph, action, frame), lambda draft: seal(
+            self.blobs.stored(draft, s.view.state, self.partition_of(draft.thread_id)),
+            prev_hash=s.view.head.hash))

@@ -15,7 +15,9 @@ from engine import interrupts, step
 from engine.awaiting import settled, settled_within
 from engine.chain import Draft
 from engine.context import NodeContext
+from engine.delta import State
 from engine.errors import (
+    BlobError,
     CanonicalJSONError,
     EventTooLargeError,
     GraphDefinitionError,
@@ -68,12 +70,21 @@ def execute(graph: CompiledGraph, action: step.Action, frame: step.StepFrame) ->
 
 def run_node(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
              frame: step.StepFrame) -> Draft:
-    """Run the node, retrying per its policy; failures become NodeFailed drafts."""
+    """Run the node, retrying per its policy; failures become NodeFailed drafts.
+
+    The node sees the state's texts, not their blob pointers; a blob that is gone or
+    not what its pointer says fails the step before the node runs (an unreachable
+    log is raised: the step is then not taken at all).
+    """
+    try:
+        state = frame.resolve(frame.view.state)
+    except BlobError as e:
+        return step.failed(frame, spec.name, e, 0)
     attempt = 0
     while True:
         attempt += 1
         try:
-            return _attempt(graph, spec, action, frame, attempt)
+            return _attempt(graph, spec, action, frame, state, attempt)
         except (StateValidationError, step.RouteError) as e:
             # the graph's or the state's fault, the same on every attempt: a retry
             # would only run the node's side effects again
@@ -87,13 +98,13 @@ def run_node(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
 
 
 def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
-             frame: step.StepFrame, attempt: int) -> Draft:
+             frame: step.StepFrame, state: State, attempt: int) -> Draft:
     schema, view = graph.schema, frame.view
     ctx = NodeContext(thread_id=view.thread_id, seq=frame.seq, node=spec.name,
                       attempt=attempt, decision=action.decision)
     token = interrupts.enter(action.resumes)
     try:
-        model = schema.load(view.state, node=spec.name)
+        model = schema.load(state, node=spec.name)
         update = _called(spec, (model, ctx) if spec.takes_context else (model,))
         fault_point(f"after_node:{spec.name}")
     except interrupts.NodeInterrupt as ni:
@@ -101,9 +112,9 @@ def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
                                 action.resumes)
     finally:
         interrupts.leave(token)
-    ops, state = schema.apply(view.state, _as_update(update, spec.name), node=spec.name)
-    nxt = step.route_after(graph, spec.name, schema.load(state, node=spec.name))
-    return step.completed(frame, spec.name, ops, state, nxt, ctx.recorded_io)
+    ops, after = schema.apply(state, _as_update(update, spec.name), node=spec.name)
+    nxt = step.route_after(graph, spec.name, schema.load(after, node=spec.name))
+    return step.completed(frame, spec.name, ops, after, nxt, ctx.recorded_io)
 
 
 def _called(spec: NodeSpec, args: tuple[Any, ...]) -> Any:

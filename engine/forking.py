@@ -24,12 +24,13 @@ A fork is a new thread: its nodes run for real, under idempotency keys of its ow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from engine import step
 from engine.chain import Draft
-from engine.delta import set_op
+from engine.delta import State, set_op
 from engine.errors import ForkError, GraphMismatchError
 from engine.events import Event, EventType, ForkOrigin, InterruptInfo
 from engine.graph import END, CompiledGraph
@@ -37,15 +38,17 @@ from engine.ledger import ThreadView, advance, rebuild
 
 
 def fork_draft(graph: CompiledGraph, history: list[Event], *, thread_id: str,
-               occurred_at: int, actor: str | None, reason: str | None, mode: str) -> Draft:
+               occurred_at: int, actor: str | None, reason: str | None, mode: str,
+               resolve: Callable[[State], State] = lambda state: state) -> Draft:
     """The ThreadForked draft of `thread_id`, a fork of the thread whose accepted events,
-    up to the checkpoint, are `history`."""
+    up to the checkpoint, are `history`; `resolve` fills in blob texts for the check
+    that today's model takes the state (the fork itself keeps the pointers)."""
     source, settled_by = _views(history)
     at = history[-1]
     if source.integrity_error:
         raise ForkError(f"thread {source.thread_id!r} fails its integrity check by seq "
                         f"{at.seq}: {source.integrity_error}")
-    graph.schema.load(source.state, node="__fork__")  # today's model must take the state
+    graph.schema.load(resolve(source.state), node="__fork__")  # today's model must take the state
     action = step.next_action(graph, *settled_by)
     interrupt, route, resumes = _continuation(source, at, action, thread_id)
     _require_nodes(graph, route["next"], interrupt, source.thread_id)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from engine.audit import ThreadAudit, dead_letter_differences, differences
+from engine.audit import ThreadAudit, blob_refs, dead_letter_differences, differences
+from engine.blobstore import Blobs
 from engine.checkpointer import Checkpointer
 from engine.eventlog import Delivery, EventLog
 from engine.ledger import ThreadView
@@ -101,9 +102,20 @@ def verify(cp: Checkpointer, thread_id: str, *, on_progress: Progress | None = N
             raise ThreadNotFoundError(thread_id)
         found = projected.differences(audit)
         if not projected.moved:
-            return Verdict(audit=audit, differences=found)
+            return Verdict(audit=audit, differences=found + blob_differences(cp.blobs, audit))
     return Verdict(audit=audit, differences=[
         *found, f"thread: still moving after {ROUNDS} reads; verify it at rest"])
+
+
+def blob_differences(blobs: Blobs, audit: ThreadAudit) -> list[str]:
+    """A line for each blob the thread points at that its store does not give back
+    whole: the log alone must still hold every text a node saw."""
+    found = []
+    for seq, ref in blob_refs(audit):
+        problem = blobs.check(ref)
+        if problem is not None:
+            found.append(f"seq {seq}: {problem}")
+    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,7 +158,7 @@ def verify_all(cp: Checkpointer, *, on_progress: Progress | None = None) -> Topi
         done += end
         tally.check_dead_letters(cp.projection, folded, partition, end)
         for thread_id in sorted({*folded.views, *folded.rejected, *projected.get(partition, ())}):
-            tally.check(cp.projection, folded, thread_id, end)
+            tally.check(cp, folded, thread_id, end)
     for thread_id, seed in tally.moved.items():
         tally.record(thread_id, verify(cp, thread_id, folded_to=seed).differences)
     return tally.verdict()
@@ -159,13 +171,15 @@ class _Tally:
     moved: dict[str, tuple[LogFold, int]] = field(default_factory=dict)  # and how far read
     partitions: dict[int, list[str]] = field(default_factory=dict)
 
-    def check(self, reader: ProjectionReader, folded: LogFold, thread_id: str, end: int) -> None:
+    def check(self, cp: Checkpointer, folded: LogFold, thread_id: str, end: int) -> None:
         self.threads += 1
-        projected = _projected(reader, thread_id, below=end)
+        projected = _projected(cp.projection, thread_id, below=end)
         if projected.moved:
             self.moved[thread_id] = (folded.only(thread_id), end)
         else:
-            self.record(thread_id, projected.differences(ThreadAudit.of(thread_id, folded)))
+            audit = ThreadAudit.of(thread_id, folded)
+            self.record(thread_id, projected.differences(audit)
+                        + blob_differences(cp.blobs, audit))
 
     def check_dead_letters(self, reader: ProjectionReader, folded: LogFold, partition: int,
                            end: int) -> None:

@@ -8,6 +8,7 @@ node or repeating any side effect. Pure; the reads are the caller's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine import step
@@ -30,12 +31,13 @@ class RouteCheck:
         return self.recorded == self.today
 
 
-def replay_routes(graph: CompiledGraph, events: list[Event], *,
-                  from_seq: int = 0) -> list[RouteCheck]:
+def replay_routes(graph: CompiledGraph, events: list[Event], *, from_seq: int = 0,
+                  resolve: Callable[[State], State] = lambda state: state) -> list[RouteCheck]:
     """A check for every routing decision at or after `from_seq`, in order.
 
     `events` are the thread's accepted events, from seq 0: states are folded
-    from the deltas alone.
+    from the deltas alone; routers see them through `resolve` (their texts in
+    place of blob pointers, engine.blobstore.Blobs.resolved).
     """
     state: State = {}
     checks = []
@@ -45,7 +47,8 @@ def replay_routes(graph: CompiledGraph, events: list[Event], *,
         if event.seq >= from_seq and decider is not None:
             checks.append(RouteCheck(
                 seq=event.seq, node=None if decider == START else decider,
-                recorded=step.route_of(event), today=_route_today(graph, decider, state)))
+                recorded=step.route_of(event),
+                today=_route_today(graph, decider, state, resolve)))
     return checks
 
 
@@ -58,10 +61,11 @@ def _decider(event: Event) -> str | None:
     return None
 
 
-def _route_today(graph: CompiledGraph, node: str, state: State) -> str:
+def _route_today(graph: CompiledGraph, node: str, state: State,
+                 resolve: Callable[[State], State]) -> str:
     if node != START and node not in graph.nodes:
         return f"error: no node {node!r} in today's graph"
     try:
-        return step.route_after(graph, node, graph.schema.load(state, node=node))
+        return step.route_after(graph, node, graph.schema.load(resolve(state), node=node))
     except Exception as e:  # today's router failing is the answer, not a crash
         return f"error: {type(e).__name__}: {e}"

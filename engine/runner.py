@@ -13,6 +13,7 @@ from typing import Any
 
 from engine import step
 from engine.checkpointer import Checkpointer
+from engine.errors import BlobError
 from engine.events import ErrorInfo
 from engine.executor import execute, storing
 from engine.graph import CompiledGraph
@@ -81,8 +82,9 @@ class InlineRunner:
                                              mode="inline"))
 
     def get_state(self, thread_id: str, seq: int | None = None) -> dict[str, Any]:
-        """State after `seq` (default: the head), everything this process wrote included."""
-        return thread_state(self.cp, thread_id, seq)
+        """State after `seq` (default: the head), everything this process wrote included;
+        texts kept in blobs are filled in."""
+        return self.cp.blobs.resolved(thread_state(self.cp, thread_id, seq))
 
     def history(self, thread_id: str) -> list[Checkpoint]:
         """Every accepted event of the thread, oldest first, likewise."""
@@ -118,9 +120,16 @@ class InlineRunner:
         draft = execute(self.graph, follow, self.threads.frame(first))
         return [first, self.threads.seal_next(first, draft)]
 
-    @staticmethod
-    def _result(cursor: Cursor) -> RunResult:
+    def _result(self, cursor: Cursor) -> RunResult:
         view = cursor.view
         return RunResult(thread_id=view.thread_id, status=view.status, seq=view.head.seq,
-                         state=view.state, interrupt=interrupt_dict(view),
+                         state=self._texts_of(view.state), interrupt=interrupt_dict(view),
                          error=cursor.head.error)
+
+    def _texts_of(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The state with its blob texts, or with their pointers when a blob is gone: the
+        thread's outcome (a step failed with BlobError, say) is still reported."""
+        try:
+            return self.cp.blobs.resolved(state)
+        except BlobError:
+            return state

@@ -236,7 +236,7 @@ class ThreadService:
         self._require_graph(history[-1].thread_id, history[-1].graph.name)
         return self._open(thread_id, lambda: fork_draft(
             self.graph, history, thread_id=thread_id, occurred_at=self.cp.clock(),
-            actor=actor, reason=reason, mode=mode))
+            actor=actor, reason=reason, mode=mode, resolve=self.cp.blobs.resolved))
 
     def _require_graph(self, thread_id: str, graph_name: str) -> None:
         if graph_name != self.graph.name:
@@ -311,15 +311,20 @@ class ThreadService:
             raise ThreadBusyError(f"thread {thread_id!r} has a step under way (a decision on "
                                   "its way to its node, or a pause due): edit it once that "
                                   "step has run, or edit as a node")
-        ops, state = self.graph.schema.apply(cursor.view.state, values,
+        ops, state = self.graph.schema.apply(self.cp.blobs.resolved(cursor.view.state), values,
                                              node=as_node or "__edit__")
         return self.append_confirmed(cursor, self._edit_draft(cursor, as_node, ops, state,
                                                               actor, reason))
 
     # --- appending -------------------------------------------------------------
-    @staticmethod
-    def seal_next(cursor: Cursor | None, draft: Draft) -> Cursor:
-        """The cursor after `draft`, sealed and applied but not yet appended (no I/O)."""
+    def seal_next(self, cursor: Cursor | None, draft: Draft) -> Cursor:
+        """The cursor after `draft`, sealed and applied but not yet appended.
+
+        Its large texts are written to the blob store first (the only I/O here, and
+        only when there are any), so the event can point at them.
+        """
+        prior = cursor.view.state if cursor else {}
+        draft = self.cp.blobs.stored(draft, prior, self.cp.log.partition_of(draft.thread_id))
         event = seal(draft, prev_hash=cursor.view.head.hash if cursor else GENESIS_HASH)
         outcome = advance(cursor.view if cursor else None, event, sealed_from=draft.state_after)
         assert outcome.view is not None and outcome.rejection is None, outcome.rejection
@@ -365,7 +370,8 @@ class ThreadService:
     # --- helpers -----------------------------------------------------------------
     def frame(self, cursor: Cursor) -> step.StepFrame:
         return step.StepFrame(graph=self.graph, view=cursor.view, occurred_at=self.cp.clock(),
-                              snapshot_every=self.cp.snapshot_every)
+                              snapshot_every=self.cp.snapshot_every,
+                              resolve=self.cp.blobs.resolved)
 
     def find_repeat(self, cursor: Cursor, value: Any, actor: str,
                     interrupt_id: str | None) -> Event | None:

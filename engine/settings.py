@@ -32,6 +32,9 @@ class Settings:
     partitions: int = 12
     kafka_compression: Compression = "none"  # of record batches: gzip or zstd cut big states
     snapshot_every: int = 50
+    # Texts this long (UTF-8 bytes) go to the blob topic, the event holds a pointer
+    # (engine.blobs); 0 keeps every text inline, as before blobs existed.
+    blob_min_bytes: int = 64 * 1024
     ack_timeout_s: float = 30.0
     catchup_timeout_s: float = 10.0
     # How long the broker holds a projector fetch to batch records. Commands fold the
@@ -49,6 +52,10 @@ class Settings:
     def events_topic(self) -> str:
         return f"{self.topic_prefix}.events"
 
+    @property
+    def blobs_topic(self) -> str:
+        return f"{self.topic_prefix}.blobs"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from `env` (default os.environ); raises SettingsError naming the variable."""
@@ -63,6 +70,7 @@ class Settings:
             kafka_compression=_read(env, "AMBER_KAFKA_COMPRESSION", _compression,
                                     d.kafka_compression),
             snapshot_every=_read(env, "AMBER_SNAPSHOT_EVERY", _positive_int, d.snapshot_every),
+            blob_min_bytes=_read(env, "AMBER_BLOB_MIN_BYTES", _blob_min_bytes, d.blob_min_bytes),
             ack_timeout_s=_read(env, "AMBER_ACK_TIMEOUT_S", _positive_float, d.ack_timeout_s),
             catchup_timeout_s=_read(env, "AMBER_CATCHUP_TIMEOUT_S", _positive_float,
                                     d.catchup_timeout_s),
@@ -135,4 +143,14 @@ def _positive_float(raw: str) -> float:
     value = float(raw)
     if not (0 < value < math.inf):  # also refuses nan, which compares false to everything
         raise ValueError("must be a finite number > 0")
+    return value
+
+
+def _blob_min_bytes(raw: str) -> int:
+    """0 (no blobs), or a size a pointer (~200 bytes) is well worth replacing."""
+    from engine.blobs import MIN_FLOOR
+
+    value = int(raw)
+    if value != 0 and value < MIN_FLOOR:
+        raise ValueError(f"must be 0 (keep texts inline) or at least {MIN_FLOOR}")
     return value

@@ -7,6 +7,7 @@ around these functions, and replay re-runs them against recorded history.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +152,9 @@ class StepFrame:
     view: ThreadView
     occurred_at: int
     snapshot_every: int
+    # The stored state with its blob pointers filled in, for nodes and routers
+    # (engine.blobstore.Blobs.resolved); as it is when no blob store is configured.
+    resolve: Callable[[State], State] = lambda state: state
 
     @property
     def seq(self) -> int:

@@ -92,7 +92,8 @@ def drive(cp: Checkpointer, graphs: Iterable[CompiledGraph]) -> int:
     served = {g.name: g for g in graphs}
     total = 0
     while True:
-        dispatcher = Dispatcher(served, clock=cp.clock, snapshot_every=cp.snapshot_every)
+        dispatcher = Dispatcher(served, clock=cp.clock, snapshot_every=cp.snapshot_every,
+                                blobs=cp.blobs, partition_of=cp.log.partition_of)
         for partition in range(cp.log.partitions):
             for delivery in cp.log.read(partition):
                 if delivery.event is not None and dispatcher.serves(delivery.event):

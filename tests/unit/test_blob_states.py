@@ -1,0 +1,219 @@
+"""Large texts in states and recorded I/O: events carry pointers, nodes see the texts.
+
+On the in-memory ports with a MemoryBlobStore (it passes the same contract tests as
+the Kafka blob topic, tests/contracts/test_blobstore.py); the real stack runs the
+same across processes in tests/integration/test_blobs_flow.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from pydantic import BaseModel
+
+from engine.blobs import BLOB_KEY, as_ref, refs_in
+from engine.blobstore import Blobs
+from engine.blobstore_memory import MemoryBlobStore
+from engine.checkpointer import Checkpointer
+from engine.context import NodeContext
+from engine.dispatch import Dispatcher
+from engine.eventlog import encode_event
+from engine.eventlog_memory import InMemoryEventLog
+from engine.events import EventType
+from engine.graph import END, START, Graph
+from engine.projection import LogProjection
+from engine.reducers import custom
+from engine.sizing import MAX_EVENT_BYTES
+from tests.engine_graphs import Doc, one_node_graph
+from tests.eventbuild import logged
+
+MIN = 1024
+DOC = "lorem ipsum " * 250_000  # 3 MB: three times what one event may hold
+
+
+def _cp(store: MemoryBlobStore, log: InMemoryEventLog | None = None) -> Checkpointer:
+    """A checkpointer as a process has one: its own blob cache over the shared store."""
+    log = log or InMemoryEventLog(partitions=2)
+    return Checkpointer(log=log, projection=LogProjection(log),
+                        blobs=Blobs(store, min_bytes=MIN), snapshot_every=2)
+
+
+@pytest.fixture
+def store() -> MemoryBlobStore:
+    return MemoryBlobStore()
+
+
+def _review_graph(seen: list[str]) -> Any:
+    """draft writes DOC → [pause] → send reads it whole."""
+    g = Graph(Doc, name="blob_review")
+    g.add_node("draft", lambda state: {"text": DOC, "count": 1})
+    g.add_node("send", lambda state: seen.append(state.text) or {"count": state.count + 1})
+    g.add_edge(START, "draft")
+    g.add_edge("draft", "send")
+    g.add_edge("send", END)
+    return g.compile(interrupt_before=["send"])
+
+
+def test_a_text_larger_than_an_event_travels_as_a_pointer(store: MemoryBlobStore) -> None:
+    cp, seen = _cp(store), []
+    graph = _review_graph(seen)
+
+    paused = graph.start("t", {}, checkpointer=cp)
+    done = graph.resume("t", {"ok": True}, actor="alice", checkpointer=cp)
+
+    assert paused.status == "interrupted" and done.status == "completed"
+    assert seen == [DOC] and done.state["text"] == DOC
+    assert graph.get_state("t", checkpointer=cp)["text"] == DOC
+    events = logged(cp, "t")
+    assert max(len(encode_event(e)) for e in events) < 10_000
+    drafted = next(e for e in events if e.node == "draft")
+    [ref] = refs_in(drafted.ops())
+    assert ref.size == len(DOC) and store.get(ref) == DOC.encode()
+    assert as_ref(cp.projection.get_state("t")["text"]) == ref  # the projection keeps it
+
+
+def test_a_text_carried_from_step_to_step_and_snapshot_is_written_once(
+        store: MemoryBlobStore) -> None:
+    cp, seen = _cp(store), []
+    graph = _review_graph(seen)
+
+    graph.start("t", {}, checkpointer=cp)
+    graph.resume("t", {"ok": True}, actor="alice", checkpointer=cp)
+
+    snapshots = [e for e in logged(cp, "t") if e.snapshot is not None]
+    assert len(snapshots) == 3 and all(BLOB_KEY in e.snapshot for e in snapshots)
+    assert store.writes == 1
+
+
+def test_another_process_reads_the_text_from_the_store(store: MemoryBlobStore) -> None:
+    log, seen = InMemoryEventLog(partitions=2), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=_cp(store, log))
+
+    later = _cp(store, log)  # a cold cache: only the store has the text
+    done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=later)
+
+    assert done.status == "completed" and seen == [DOC]
+
+
+def test_a_blob_gone_from_the_store_fails_the_step_naming_its_digest(
+        store: MemoryBlobStore) -> None:
+    log, seen = InMemoryEventLog(partitions=2), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=_cp(store, log))
+
+    elsewhere = _cp(MemoryBlobStore(), log)  # pointed at a store without the blob
+    done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=elsewhere)
+
+    assert done.status == "failed" and seen == []
+    assert done.error is not None and done.error.type == "BlobError"
+    [ref] = refs_in(logged(elsewhere, "t")[1].ops())
+    assert ref.digest in done.error.message
+
+
+def test_recorded_io_keeps_large_requests_and_answers_as_pointers(
+        store: MemoryBlobStore) -> None:
+    def ask(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+        ctx.record_io("llm", {"prompt": DOC}, {"text": "short answer"})
+        return {"text": "short answer"}
+
+    cp = _cp(store)
+    one_node_graph(Doc, "io", "ask", ask).start("t", {}, checkpointer=cp)
+
+    step = next(e for e in logged(cp, "t") if e.node == "ask")
+    assert step.io is not None and BLOB_KEY in step.io and "short answer" in step.io
+    assert len(encode_event(step)) < 10_000
+
+
+def _joined(current: Any, new: Any) -> Any:
+    return (current or "") + new
+
+
+class Book(BaseModel):
+    body: Annotated[str, custom(_joined)] = ""
+
+
+def test_a_custom_reducer_and_an_edit_see_the_text_not_its_pointer(
+        store: MemoryBlobStore) -> None:
+    cp = _cp(store)
+    graph = one_node_graph(Book, "book", "more", lambda state: {"body": "!"})
+
+    done = graph.start("t", {"body": DOC}, checkpointer=cp)
+    edited = graph.update_state("t", {"body": "?"}, as_node="more", checkpointer=cp)
+
+    assert done.state["body"] == DOC + "!"
+    assert edited.state["body"] == DOC + "!?"
+
+
+def test_a_fork_of_a_thread_with_blobs_runs_on_the_texts(store: MemoryBlobStore) -> None:
+    cp, seen = _cp(store), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=cp)
+
+    forked = graph.fork("t", 2, "t-b", actor="auditor", checkpointer=cp)
+    done = graph.resume("t-b", {"ok": False}, actor="auditor", checkpointer=cp)
+
+    assert forked.status == "interrupted" and done.status == "completed"
+    assert seen == [DOC] and store.writes == 1
+
+
+def test_workers_offload_and_fill_in_as_the_inline_runner_does(
+        store: MemoryBlobStore) -> None:
+    cp, seen = _cp(store), []
+    graph = _review_graph(seen)
+    d = Dispatcher({graph.name: graph}, clock=cp.clock, snapshot_every=2,
+                   blobs=cp.blobs, partition_of=cp.log.partition_of)
+    d.observe(graph.runner(cp).threads.start("t", {}, actor=None, mode="worker").head)
+
+    stepped = d.step_all()
+
+    drafted = next(e for e in stepped if e.node == "draft")
+    [ref] = refs_in(drafted.ops())
+    assert store.get(ref) == DOC.encode() and len(encode_event(drafted)) < 10_000
+
+
+def test_without_a_store_texts_stay_inline_and_the_event_limit_holds(
+        cp: Checkpointer) -> None:
+    graph = one_node_graph(Doc, "inline", "n", lambda state: {"text": "y" * (MIN * 2)})
+    small = graph.start("t", {}, checkpointer=cp)
+    assert small.status == "completed" and refs_in(logged(cp, "t")[1].ops()) == []
+
+    big = one_node_graph(Doc, "big", "n", lambda state: {"text": "z" * MAX_EVENT_BYTES})
+    assert big.start("u", {}, checkpointer=cp).status == "failed"
+    assert EventType.NODE_FAILED in [e.type for e in logged(cp, "u")]
+
+
+def test_verify_names_a_blob_the_store_no_longer_gives_back(store: MemoryBlobStore) -> None:
+    from engine import log_audit
+
+    cp, seen = _cp(store), []
+    _review_graph(seen).start("t", {}, checkpointer=cp)
+    assert log_audit.verify(cp, "t").differences == []
+    assert log_audit.verify_all(cp).ok
+
+    [chunks] = store.partitions.values()
+    chunks[0] = (chunks[0][0], b"tampered" + chunks[0][1][8:])  # one chunk rewritten
+
+    [found] = log_audit.verify(cp, "t").differences
+    assert found.startswith("seq 1: blob sha256:") and "does not hold the bytes" in found
+    assert log_audit.verify_all(cp).differing == {"t": [found]}
+
+
+def test_the_api_shows_pointers_and_on_request_the_texts(store: MemoryBlobStore) -> None:
+    from tests.unit.test_api_support import ALICE, make_api
+
+    cp, seen = _cp(store), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=cp)
+    api = make_api(cp=cp, graphs=[graph])
+
+    kept = api.client.get("/threads/t/state", headers=ALICE).json()["state"]["text"]
+    filled = api.client.get("/threads/t/state?texts=true", headers=ALICE).json()
+    assert as_ref(kept) is not None and filled["state"]["text"] == DOC
+
+    store.partitions.clear()  # the blob topic lost: said so, not served as a pointer
+    gone = _cp(store, cp.log)  # a server with a cold cache
+    answer = make_api(cp=gone, graphs=[graph]).client.get("/threads/t/state?texts=true",
+                                                          headers=ALICE)
+    assert answer.status_code == 500 and answer.json()["error"]["code"] == "blob_unreadable"
