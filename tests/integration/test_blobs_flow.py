@@ -83,3 +83,30 @@ def test_blob_min_bytes_zero_keeps_texts_inline_and_the_limit(env: dict[str, str
     assert "over the log's limit" in run.stdout
 
 
+
+
+def test_workers_carry_the_document_through_the_pause(env: dict[str, str]) -> None:
+    from consumers.checkpointer import AmberCheckpointer
+    from engine.service import ThreadService
+    from engine.settings import Settings
+    from tests.cli_graphs import big_review
+    from tests.waiting import wait_until
+
+    cp = AmberCheckpointer.from_settings(Settings.from_env(env), role="test")
+    service = ThreadService(big_review, cp)
+
+    def status() -> str | None:
+        view = cp.projection.get_thread("w1")
+        return None if view is None else view.status
+
+    try:
+        with amber_services(env, ["worker", GRAPH]):
+            service.start("w1", {}, actor="test", mode="worker")
+            wait_until(lambda: status() == "interrupted", 90, "the worker to draft and pause")
+            service.decide("w1", {"ok": True}, actor="alice")
+            wait_until(lambda: status() == "completed", 90, "the worker to send")
+        view = cp.projection.get_thread("w1")
+        assert view is not None and view.state["count"] == len(BIG_DOC)
+        assert as_ref(view.state["text"]) is not None
+    finally:
+        cp.close()
