@@ -27,7 +27,7 @@ from engine.blobs import (
     swapped,
 )
 from engine.chain import Draft
-from engine.delta import State, fold
+from engine.delta import Op, State, fold
 from engine.errors import BlobError
 from engine.events import EventType
 
@@ -95,16 +95,19 @@ class Blobs:
         # interrupt() returns, which the engine reads back as they are.
         io = draft.io if draft.type is EventType.NODE_COMPLETED else None
         texts = big_texts([draft.delta, io], self.min_bytes)
-        if not texts and not (draft.delta and any(map(self._memo.holds, prior.values()))):
-            return draft  # nothing to write, and no text of the prior to fold back
-        pointers = {text: pointer(self._ref_for(text, partition)) for text in texts}
-        delta = swapped(draft.delta, pointers)
-        return replace(draft, delta=delta, io=swapped(io, pointers) if io else draft.io,
-                       state_after=fold(prior, delta))
+        # Without texts to write and without texts of the prior that the node saw (and
+        # the state after may hold), the draft is as the log will keep it.
+        if texts or (draft.delta and self._memo.fields(prior)):
+            pointers = {text: pointer(self._ref_for(text, partition)) for text in texts}
+            delta = swapped(draft.delta, pointers)
+            draft = replace(draft, delta=delta, io=swapped(io, pointers) if io else draft.io,
+                            state_after=fold(prior, delta))
+        self._memo.after(prior, draft.delta, draft.state_after)
+        return draft
 
     def resolved(self, state: State) -> State:
         """`state` with every pointer replaced by its text (`state` itself if none)."""
-        fields = [f for f, v in state.items() if self._memo.holds(v)] if self.store else []
+        fields = self._memo.fields(state) if self.store is not None else ()
         if not fields:
             return state
         texts = {ref.digest: self._text(ref) for f in fields for ref in refs_in(state[f])}
@@ -151,29 +154,46 @@ class Blobs:
 
 
 class _PointerMemo:
-    """Whether a state field's value holds a pointer, remembered per value object.
+    """Which fields of a state hold a pointer, remembered per state object.
 
-    Step after step a state shares the values of the fields no delta touched (a fold
-    copies only what changes), so only new values are walked: a long message list
-    costs a lookup per step, not a walk. Values are never changed in place.
+    The state a step seals becomes the next step's state (engine.ledger.advance keeps
+    the sealed object), so its answer is worked out from the delta when it is sealed
+    (`after`): a long message list is not walked at every step. Any other state (read
+    from the projection, folded from the log) is walked once. States and their values
+    are never changed in place.
     """
 
-    _CAPACITY = 4096
+    _CAPACITY = 1024
 
     def __init__(self) -> None:
-        self._seen: dict[int, tuple[Any, bool]] = {}  # id → (the value, kept alive; answer)
+        self._seen: dict[int, tuple[State, frozenset[str]]] = {}  # id → (state kept alive, …)
 
-    def holds(self, value: Any) -> bool:
-        if type(value) is not dict and type(value) is not list:
-            return False  # a pointer is an object: a text or number cannot be one
-        hit = self._seen.get(id(value))
-        if hit is not None and hit[0] is value:
+    def fields(self, state: State) -> frozenset[str]:
+        hit = self._seen.get(id(state))
+        if hit is not None and hit[0] is state:
             return hit[1]
-        found = bool(refs_in(value))
+        return self._keep(state, frozenset(f for f, v in state.items() if _holds(v)))
+
+    def after(self, prior: State, delta: list[Op], state: State) -> None:
+        """Remember `state` = fold(prior, delta) from prior's answer and the delta alone."""
+        fields = set(self.fields(prior))
+        for op in delta:
+            if op["op"] == "unset" or (op["op"] == "set" and not _holds(op["value"])):
+                fields.discard(op["field"])
+            elif _holds(op.get("value", op.get("values"))):
+                fields.add(op["field"])
+        self._keep(state, frozenset(fields))
+
+    def _keep(self, state: State, fields: frozenset[str]) -> frozenset[str]:
         if len(self._seen) >= self._CAPACITY:
-            self._seen.clear()  # cheaper than tracking use; values are walked again
-        self._seen[id(value)] = (value, found)
-        return found
+            self._seen.clear()  # cheaper than tracking use; states are walked again
+        self._seen[id(state)] = (state, fields)
+        return fields
+
+
+def _holds(value: Any) -> bool:
+    # a pointer is an object: a text or a number cannot be one, nor hold one
+    return (type(value) is dict or type(value) is list) and bool(refs_in(value))
 
 
 class _TextCache:

@@ -217,3 +217,28 @@ def test_the_api_shows_pointers_and_on_request_the_texts(store: MemoryBlobStore)
     answer = make_api(cp=gone, graphs=[graph]).client.get("/threads/t/state?texts=true",
                                                           headers=ALICE)
     assert answer.status_code == 500 and answer.json()["error"]["code"] == "blob_unreadable"
+
+
+def test_fields_that_gain_and_lose_texts_step_by_step_read_right(
+        store: MemoryBlobStore) -> None:
+    """What holds a pointer is worked out from each delta (engine.blobstore._PointerMemo):
+    a text replaced by a short one, a text appended to a list, a merge that brings one."""
+    seen: list[tuple[str, list[str], dict[str, Any]]] = []
+    g = Graph(Doc, name="gain_lose")
+    g.add_node("shorten", lambda state: {"text": "short"})
+    g.add_node("note", lambda state: {"notes": [DOC], "meta": {"k": DOC}})
+    g.add_node("look", lambda state: seen.append((state.text, state.notes, state.meta)) or {})
+    g.add_edge(START, "shorten")
+    g.add_edge("shorten", "note")
+    g.add_edge("note", "look")
+    g.add_edge("look", END)
+    log = InMemoryEventLog(partitions=2)
+    cp = _cp(store, log)
+
+    g.compile().start("t", {"text": DOC, "notes": ["first"]}, checkpointer=cp)  # one run
+    paused = g.compile(interrupt_before=["look"])
+    paused.start("u", {"text": DOC, "notes": ["first"]}, checkpointer=cp)
+    paused.resume("u", None, actor="cold process", checkpointer=_cp(store, log))
+
+    assert seen == [("short", ["first", DOC], {"k": DOC})] * 2
+    assert store.writes == 1
