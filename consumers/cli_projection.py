@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -64,12 +65,18 @@ def _when(us: int) -> str:
 @app.command()
 def state(thread_id: str,
           seq: Annotated[int | None, typer.Option("--seq", help="state after this seq")] = None,
-          as_json: JsonOpt = False, from_log: FromLogOpt = False) -> None:
-    """Print a thread's state at its head, or after any earlier --seq."""
+          as_json: JsonOpt = False, from_log: FromLogOpt = False,
+          texts: Annotated[bool, typer.Option("--texts", help="fill blob pointers with their "
+                                              "texts, read from the blob topic")] = False,
+          ) -> None:
+    """Print a thread's state at its head, or after any earlier --seq (large texts as the
+    log keeps them, blob pointers, unless --texts)."""
     from engine.errors import AmberError
 
     try:
         view, value = (_state_from_log if from_log else _state_from_projection)(thread_id, seq)
+        if texts:
+            value = _filled(value)
     except AmberError as e:
         raise fail(e) from None
     at = view.head.seq if seq is None else seq
@@ -83,6 +90,13 @@ def state(thread_id: str,
     console.print(f"[bold]{thread_id}[/] graph={view.graph} status={view.status} "
                   f"seq={at}/{view.head.seq}")
     console.print(JSON(json.dumps(value, sort_keys=True, ensure_ascii=False)))
+
+
+def _filled(state: dict[str, Any]) -> dict[str, Any]:
+    from consumers.checkpointer import blobs
+
+    with closing(blobs(_settings())) as found:
+        return found.resolved(state)
 
 
 def _state_from_projection(thread_id: str, seq: int | None) -> tuple[ThreadView, Any]:

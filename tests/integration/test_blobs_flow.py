@@ -57,6 +57,8 @@ def test_a_document_bigger_than_an_event_crosses_processes(env: dict[str, str],
         store.close()
     assert _largest_projected_row(env) < 20_000
     assert amber(env, "verify", "b1").returncode == 0
+    filled = json.loads(amber(env, "state", "b1", "--texts", "--json").stdout)
+    assert filled["state"]["text"] == BIG_DOC
 
 
 def test_recorded_io_points_at_its_prompt(env: dict[str, str]) -> None:
