@@ -254,14 +254,13 @@ class Commands:
         first = self.cp.projection.history(thread_id, limit=1)
         return first[0].event if first else None
 
-    @staticmethod
-    def _same_start(graph: CompiledGraph, first: Event, input: dict[str, Any],
+    def _same_start(self, graph: CompiledGraph, first: Event, input: dict[str, Any],
                     actor: str) -> bool:
         if first.type is not EventType.THREAD_STARTED or first.graph.name != graph.name \
                 or first.actor != actor or first.mode != WORKER_MODE:
             return False
         ops, _ = graph.schema.initial(input)  # an input that does not validate raises here
-        return same_json(ops, first.ops())
+        return same_json(ops, self.cp.blobs.filled_in(first.ops()))  # texts, not pointers
 
     def _answer_to(self, service: ThreadService, thread_id: str, interrupt_id: str | None,
                    value: Any, actor: str) -> Event | None:

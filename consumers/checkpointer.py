@@ -76,9 +76,8 @@ def event_log(settings: Settings, *,
 
 
 def blobs(settings: Settings, *, client_id: str = "amber") -> Blobs:
-    """Large texts to the blob topic (kafka-python whichever client appends events)."""
-    if settings.blob_min_bytes == 0:
-        return Blobs()
+    """Large texts to the blob topic (kafka-python whichever client appends events); with
+    AMBER_BLOB_MIN_BYTES=0 none are written, and those written before are still read."""
     from engine.blobstore_kafka import KafkaBlobStore
 
     store = KafkaBlobStore(bootstrap=settings.kafka_bootstrap, topic=settings.blobs_topic,

@@ -101,7 +101,7 @@ def refs_in(value: Any) -> list[BlobRef]:
                 return
             for inner in v.values():
                 visit(inner)
-        elif type(v) is list:
+        elif type(v) is list or type(v) is tuple:
             for inner in v:
                 visit(inner)
 
@@ -131,7 +131,7 @@ def _mapped(value: Any, swap: Callable[[Any], Any]) -> Any:
         items = {k: _mapped(v, swap) for k, v in value.items()}
         same = all(items[k] is v for k, v in value.items())
         return value if same else items
-    if type(value) is list:
+    if type(value) is list or type(value) is tuple:  # a tuple's JSON is a list's
         elems = [_mapped(v, swap) for v in value]
         return value if all(a is b for a, b in zip(elems, value, strict=True)) else elems
     return value

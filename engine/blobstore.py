@@ -69,35 +69,33 @@ class BlobStore(ABC):
 class Blobs:
     """Offloads the large texts of drafts and fills them back into states.
 
-    Without a store nothing is offloaded: events then carry every text inline, as
-    they did before blobs existed, and engine.sizing's limit applies to them.
+    `min_bytes` 0 offloads nothing (events carry every text inline, as before blobs
+    existed, and engine.sizing's limit applies to them) while pointers written
+    earlier are still read. Without a store nothing is offloaded either, and a state
+    that holds a pointer cannot be read for a node (BlobError).
     """
 
     def __init__(self, store: BlobStore | None = None, *, min_bytes: int = MIN_BYTES,
                  cache_bytes: int = CACHE_BYTES) -> None:
-        if min_bytes < MIN_FLOOR:  # a pointer's own texts must never count as large
-            raise ValueError(f"min_bytes must be at least {MIN_FLOOR}, got {min_bytes}")
+        if 0 < min_bytes < MIN_FLOOR:  # a pointer's own texts must never count as large
+            raise ValueError(f"min_bytes must be 0 or at least {MIN_FLOOR}, got {min_bytes}")
         self.store = store
-        self.min_bytes = min_bytes
+        self.min_bytes = min_bytes if store is not None else 0
         self._cache = _TextCache(cache_bytes)
         self._memo = _PointerMemo()
 
     def stored(self, draft: Draft, prior: State, partition: int) -> Draft:
         """`draft` with its large texts written to the store and pointers in their place.
 
-        `prior` is the stored state the draft follows ({} for a thread's first event);
-        the state after is folded again from it, so it holds pointers wherever the
-        log does even when the node saw (and returned) the texts.
+        `prior` is the stored state the draft follows ({} for a thread's first event).
+        When the prior holds pointers the state after is folded again from it: the
+        node saw their texts and the state it returned holds them, the log must not.
         """
-        if self.store is None:
-            return draft
         # A node's recorded I/O only: the io of a pause or decision holds the answers
         # interrupt() returns, which the engine reads back as they are.
         io = draft.io if draft.type is EventType.NODE_COMPLETED else None
-        texts = big_texts([draft.delta, io], self.min_bytes)
-        # Without texts to write and without texts of the prior that the node saw (and
-        # the state after may hold), the draft is as the log will keep it.
-        if texts or (draft.delta and self._memo.fields(prior)):
+        texts = big_texts([draft.delta, io], self.min_bytes) if self.min_bytes else []
+        if texts or self._memo.fields(prior):
             pointers = {text: pointer(self._ref_for(text, partition)) for text in texts}
             delta = swapped(draft.delta, pointers)
             draft = replace(draft, delta=delta, io=swapped(io, pointers) if io else draft.io,
@@ -107,11 +105,16 @@ class Blobs:
 
     def resolved(self, state: State) -> State:
         """`state` with every pointer replaced by its text (`state` itself if none)."""
-        fields = self._memo.fields(state) if self.store is not None else ()
+        fields = self._memo.fields(state)
         if not fields:
             return state
         texts = {ref.digest: self._text(ref) for f in fields for ref in refs_in(state[f])}
         return {**state, **{f: filled(state[f], texts) for f in fields}}
+
+    def filled_in(self, value: Any) -> Any:
+        """Any value (a delta, say) with its pointers replaced by their texts."""
+        refs = refs_in(value)
+        return filled(value, {ref.digest: self._text(ref) for ref in refs}) if refs else value
 
     def check(self, ref: BlobRef) -> str | None:
         """Why the store does not give `ref`'s bytes back whole, or None if it does.
@@ -147,7 +150,9 @@ class Blobs:
         known = self._cache.text_of(ref.digest)
         if known is not None:
             return known
-        assert self.store is not None
+        if self.store is None:
+            raise BlobError(f"the state points at blob {ref.digest}, and no blob store is "
+                            "configured to read it", digest=ref.digest)
         text = self.store.get(ref).decode("utf-8")
         self._cache.keep(text, ref)
         return text
@@ -163,7 +168,9 @@ class _PointerMemo:
     are never changed in place.
     """
 
-    _CAPACITY = 1024
+    # It keeps the states it answers for alive (so that an id is not reused): a few
+    # dozen current states is what the speed-up needs, not every state ever read.
+    _CAPACITY = 64
 
     def __init__(self) -> None:
         self._seen: dict[int, tuple[State, frozenset[str]]] = {}  # id → (state kept alive, …)

@@ -18,7 +18,7 @@ from kafka.errors import OffsetOutOfRangeError
 
 from engine.blobs import BlobRef
 from engine.blobstore import CHUNK_BYTES, BlobStore
-from engine.errors import BlobError
+from engine.errors import BlobError, EventLogError
 from engine.eventlog_kafka import create_topic, translated
 from engine.kafka_direct import DirectClient
 
@@ -36,7 +36,7 @@ class KafkaBlobStore(BlobStore):
             "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
         self._timeout_s = timeout_s
         self._client: DirectClient | None = None
-        self._topic_made = False
+        self._topic_ready = False
         self._lock = threading.Lock()
 
     def _write(self, partition: int, key: bytes, chunks: list[bytes]) -> list[int]:
@@ -46,6 +46,10 @@ class KafkaBlobStore(BlobStore):
 
     def _read(self, ref: BlobRef) -> list[bytes]:
         client = self._connected(writing=False)
+        count = client.partition_count() or client.partition_count(reload=True)
+        if count is None or not 0 <= ref.partition < count:  # else retried until timeout
+            raise self._gone(ref, "no such topic" if count is None else
+                             f"the topic has {count} partitions")
         found: dict[int, bytes] = {}
         for offset in ref.offsets:
             if offset not in found:
@@ -69,14 +73,26 @@ class KafkaBlobStore(BlobStore):
 
     def _connected(self, *, writing: bool) -> DirectClient:
         with self._lock:
-            if writing and not self._topic_made:
-                create_topic(self._common, self.topic, self.partitions, self._timeout_s)
-                self._topic_made = True
             if self._client is None:
                 with translated(f"connecting to {self.topic}"):
                     self._client = DirectClient(topic=self.topic, timeout_s=self._timeout_s,
                                                 **self._common)
+            if writing and not self._topic_ready:
+                self._ready(self._client)
             return self._client
+
+    def _ready(self, client: DirectClient) -> None:
+        """Make the topic unless it exists (asking first: a cluster may let us write to a
+        topic it made without letting us create one), and refuse one too small."""
+        count = client.partition_count(reload=True)
+        if count is None:
+            create_topic(self._common, self.topic, self.partitions, self._timeout_s)
+            count = client.partition_count(reload=True)
+        if count is not None and count < self.partitions:
+            raise EventLogError(f"topic {self.topic} has {count} partitions, fewer than the "
+                                f"events topic's {self.partitions}: blobs go to their thread's "
+                                "partition", retryable=False)
+        self._topic_ready = True
 
     def close(self) -> None:
         with self._lock:

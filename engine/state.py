@@ -13,10 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from engine.blobs import BLOB_KEY, refs_in
 from engine.canonical import canonical_text
 from engine.delta import Op, State, fold
 from engine.errors import CanonicalJSONError, DeltaError, StateValidationError
 from engine.reducers import Reducer, reducer_from_metadata
+
+_RESERVED = (f"holds an object with only the keys {BLOB_KEY!r}, 'bytes' and 'at': that shape "
+             "is reserved for blob pointers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class StateSchema:
         op = spec.reducer.op(field, state.get(field), json_value)
         if spec.reducer.kind == "custom":  # what is stored is the reducer's result
             _require_json(op["value"], node, field)
+        if refs_in(op.get("value", op.get("values"))):
+            # else a node, an input or an edit could name any blob, another thread's too
+            raise StateValidationError(node=node, field=field, problem=_RESERVED)
         return op
 
     def _check_whole(self, after: State, node: str) -> None:

@@ -52,3 +52,9 @@ def test_a_pointer_to_another_blobs_record_is_refused(blob_store: BlobStore) -> 
     crossed = dataclasses.replace(first, offsets=second.offsets)
     with pytest.raises(BlobError):
         blob_store.get(crossed)
+
+
+def test_a_pointer_to_a_partition_the_store_lacks_is_refused(blob_store: BlobStore) -> None:
+    ref = blob_store.put(1, digest_of(b"here"), b"here")
+    with pytest.raises(BlobError):
+        blob_store.get(dataclasses.replace(ref, partition=ref.partition + 100))

@@ -242,3 +242,120 @@ def test_fields_that_gain_and_lose_texts_step_by_step_read_right(
 
     assert seen == [("short", ["first", DOC], {"k": DOC})] * 2
     assert store.writes == 1
+
+
+# --- found by review: each failed before its fix -------------------------------------------
+
+def test_a_step_that_changes_nothing_keeps_the_pointers_it_was_given(
+        store: MemoryBlobStore) -> None:
+    """A node returning None and an edit with no values seal the state they follow: the
+    log's, with pointers, not the texts the node saw (else the fold's state hash differs)."""
+    from engine import log_audit
+
+    g = Graph(Doc, name="noop")
+    g.add_node("write", lambda state: {"text": DOC})
+    g.add_node("noop", lambda state: None)
+    g.add_node("review", lambda state: {"count": 2})
+    g.add_edge(START, "write")
+    g.add_edge("write", "noop")
+    g.add_edge("noop", "review")
+    g.add_edge("review", END)
+    cp = _cp(store)
+
+    g.compile().start("t", {}, checkpointer=cp)
+    paused = g.compile(interrupt_before=["review"])
+    paused.start("u", {}, checkpointer=cp)
+    paused.update_state("u", {}, as_node="review", checkpointer=cp)
+
+    for thread in ("t", "u"):
+        view = cp.projection.get_thread(thread)
+        assert view is not None and view.integrity_error is None
+        assert log_audit.verify(cp, thread).differences == []
+        assert all(DOC not in (e.snapshot or "") for e in logged(cp, thread))
+
+
+def test_a_worker_step_that_changes_nothing_keeps_the_pointers(store: MemoryBlobStore) -> None:
+    from tests.unit.test_api_support import drive
+
+    g = Graph(Doc, name="noop_worker")
+    g.add_node("write", lambda state: {"text": DOC})
+    g.add_node("noop", lambda state: {})
+    g.add_edge(START, "write")
+    g.add_edge("write", "noop")
+    g.add_edge("noop", END)
+    graph, cp = g.compile(), _cp(store)
+    graph.runner(cp).threads.start("w", {}, actor=None, mode="worker")
+
+    drive(cp, [graph])
+
+    view = cp.projection.get_thread("w")
+    assert view is not None and view.status == "completed" and view.integrity_error is None
+
+
+def test_a_retried_api_start_with_a_large_input_gets_the_first_answer(
+        store: MemoryBlobStore) -> None:
+    from tests.unit.test_api_support import ALICE, make_api
+
+    api = make_api(cp=_cp(store))
+    body = {"graph": "doc_approval", "input": {"text": DOC}}
+    key = {**ALICE, "Idempotency-Key": "k"}
+    first = api.client.post("/threads", json=body, headers=key)
+    again = api.client.post("/threads", json=body, headers=key)
+
+    assert first.status_code == again.status_code == 202
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+def test_with_offloading_off_pointers_written_before_are_still_read(
+        store: MemoryBlobStore) -> None:
+    log, seen = InMemoryEventLog(partitions=2), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=_cp(store, log))
+
+    off = Checkpointer(log=log, projection=LogProjection(log), blobs=Blobs(store, min_bytes=0))
+    done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=off)
+
+    assert done.status == "completed" and seen == [DOC]
+
+
+def test_without_any_store_a_pointer_fails_the_step_rather_than_reach_the_node(
+        store: MemoryBlobStore) -> None:
+    log, seen = InMemoryEventLog(partitions=2), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=_cp(store, log))
+
+    bare = Checkpointer(log=log, projection=LogProjection(log))
+    done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=bare)
+
+    assert done.status == "failed" and seen == []
+    assert done.error is not None and "no blob store is configured" in done.error.message
+
+
+def test_a_large_text_inside_a_tuple_is_offloaded_too(store: MemoryBlobStore) -> None:
+    def ask(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+        ctx.record_io("llm", ("system", DOC), {"text": "ok"})
+        return {}
+
+    cp = _cp(store)
+    done = one_node_graph(Doc, "tuple_io", "ask", ask).start("t", {}, checkpointer=cp)
+
+    assert done.status == "completed" and store.writes == 1
+    step = next(e for e in logged(cp, "t") if e.node == "ask")
+    assert step.io is not None and BLOB_KEY in step.io and DOC not in step.io
+
+
+def test_objects_shaped_like_pointers_are_refused_from_inputs_nodes_and_edits(
+        store: MemoryBlobStore) -> None:
+    """Else an input could name any blob, another thread's too, and its node would read it."""
+    from engine.errors import StateValidationError
+
+    cp, seen = _cp(store), []
+    _review_graph(seen).start("src", {}, checkpointer=cp)
+    [stolen] = refs_in(logged(cp, "src")[1].ops())
+    forged = {"meta": {"doc": {BLOB_KEY: stolen.digest, "bytes": stolen.size,
+                               "at": [stolen.partition, *stolen.offsets]}}}
+    graph = one_node_graph(Doc, "forge", "n", lambda state: forged)
+
+    with pytest.raises(StateValidationError, match="reserved for blob pointers"):
+        graph.start("t", forged, checkpointer=cp)
+    assert graph.start("u", {}, checkpointer=cp).status == "failed"
