@@ -44,6 +44,7 @@ bench: install
 	  for c in kafka-python confluent; do AMBER_KAFKA_CLIENT=$$c $(BIN)/python -m bench.inline; done && \
 	  $(BIN)/python -m bench.inline --concurrency 4 --cold 0 && \
 	  $(BIN)/python -m bench.hitl_floor && \
+	  $(BIN)/python -m bench.vs_dbos && \
 	  $(BIN)/python -m bench.workers
 
 clean:

@@ -25,7 +25,7 @@ RUN = secrets.token_hex(4)  # this process's run id (a pytest session, or a benc
 _LEASES = 0x414D0003  # advisory-lock class of test runs ("AM" + 3; the projector uses 1 and 2)
 # The kinds of scratch name, tests' and benches'; nothing else is ever swept.
 KINDS = ("amber_test", "amber_bench", "amber_bench_workers", "amber_bench_projector",
-         "lg_bench", "lg_bench_workers")
+         "lg_bench", "lg_bench_workers", "dbos_bench")
 _OWNED = re.compile(rf"^(?:{'|'.join(k.replace('_', '[-_]') for k in KINDS)})"
                     r"[-_]r(?P<run>[0-9a-f]{8})[-_]")
 
