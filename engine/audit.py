@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 
 from engine.blobs import BLOB_KEY, BlobRef, refs_in
 from engine.delta import State
+from engine.events import EventType
 from engine.ledger import ThreadView
 from engine.projection import (
     Checkpoint,
@@ -117,14 +118,15 @@ def _where(entry: Checkpoint | RejectedEvent) -> str:
 
 
 def blob_refs(audit: ThreadAudit) -> list[tuple[int, BlobRef]]:
-    """Each blob the thread's accepted events point at (deltas and recorded I/O), with the
-    seq that first did; a snapshot only repeats pointers a delta brought in."""
-    first: dict[str, tuple[int, BlobRef]] = {}
+    """Each blob the thread's accepted events point at, with the seq that first did: from
+    deltas and nodes' recorded I/O, where the engine writes pointers (a snapshot only
+    repeats a delta's). Every copy counts: one text may have been written twice."""
+    first: dict[BlobRef, int] = {}
     for checkpoint in audit.accepted:
         event = checkpoint.event
-        if BLOB_KEY not in event.delta and (event.io is None or BLOB_KEY not in event.io):
+        io = event.io if event.type is EventType.NODE_COMPLETED else None
+        if BLOB_KEY not in event.delta and (io is None or BLOB_KEY not in io):
             continue  # most events: no pointer, nothing to parse
-        io = json.loads(event.io) if event.io is not None else None
-        for ref in refs_in([event.ops(), io]):
-            first.setdefault(ref.digest, (event.seq, ref))
-    return list(first.values())
+        for ref in refs_in([event.ops(), json.loads(io) if io is not None else None]):
+            first.setdefault(ref, event.seq)
+    return [(seq, ref) for ref, seq in first.items()]

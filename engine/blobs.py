@@ -56,7 +56,7 @@ def as_ref(value: Any) -> BlobRef | None:
         return None
     digest, size, at = value[BLOB_KEY], value["bytes"], value["at"]
     if not (type(digest) is str and digest.startswith(_DIGEST_PREFIX) and type(size) is int
-            and type(at) is list and len(at) >= 2 and all(type(n) is int for n in at)):
+            and type(at) in (list, tuple) and len(at) >= 2 and all(type(n) is int for n in at)):
         return None
     return BlobRef(digest, size, at[0], tuple(at[1:]))
 

@@ -185,10 +185,13 @@ class _PointerMemo:
         """Remember `state` = fold(prior, delta) from prior's answer and the delta alone."""
         fields = set(self.fields(prior))
         for op in delta:
+            field = op["field"]
             if op["op"] == "unset" or (op["op"] == "set" and not _holds(op["value"])):
-                fields.discard(op["field"])
+                fields.discard(field)
+            elif op["op"] == "merge":  # keys it overwrites may have held the pointers
+                (fields.add if _holds(state.get(field)) else fields.discard)(field)
             elif _holds(op.get("value", op.get("values"))):
-                fields.add(op["field"])
+                fields.add(field)
         self._keep(state, frozenset(fields))
 
     def _keep(self, state: State, fields: frozenset[str]) -> frozenset[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from kafka.errors import OffsetOutOfRangeError
+from kafka.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
 
 from engine.blobs import BlobRef
 from engine.blobstore import CHUNK_BYTES, BlobStore
@@ -46,7 +46,7 @@ class KafkaBlobStore(BlobStore):
 
     def _read(self, ref: BlobRef) -> list[bytes]:
         client = self._connected(writing=False)
-        count = client.partition_count() or client.partition_count(reload=True)
+        count = self._count(client)
         if count is None or not 0 <= ref.partition < count:  # else retried until timeout
             raise self._gone(ref, "no such topic" if count is None else
                              f"the topic has {count} partitions")
@@ -57,6 +57,19 @@ class KafkaBlobStore(BlobStore):
             if offset not in found:
                 raise self._gone(ref, f"no record at offset {offset}")
         return [found[offset] for offset in ref.offsets]
+
+    def _count(self, client: DirectClient) -> int | None:
+        """The topic's partitions; None only if the broker says there is no such topic (a
+        broker that does not answer is raised: the step is then not taken at all)."""
+        known = client.partition_count()
+        if known is not None:
+            return known
+        with translated(f"reading the metadata of {self.topic}"):
+            try:
+                client.refresh()
+            except UnknownTopicOrPartitionError:
+                return None
+        return client.partition_count()
 
     def _fetched(self, client: DirectClient, ref: BlobRef, offset: int) -> dict[int, bytes]:
         with translated(f"reading blob {ref.digest} from {self.topic}"):

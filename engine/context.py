@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.blobs import refs_in
 from engine.canonical import canonical_text
 from engine.errors import CanonicalJSONError, StateValidationError
 
@@ -40,12 +42,19 @@ class NodeContext:
         """Keep an external call's request and response in the step's event.
 
         Refused here, where the node can see why, unless it is JSON: StateValidationError
-        fails the step (never retried) naming the node and `io`.
+        fails the step (never retried) naming the node and `io`. Kept as its JSON reads
+        back (tuples as lists, str subclasses as str), so a large text in it goes to the
+        blob topic like any other; an object shaped like a blob pointer is refused.
         """
         entry = {"kind": kind, "request": request, "response": response}
         try:
-            canonical_text(entry)
+            plain = json.loads(canonical_text(entry))
         except CanonicalJSONError as e:
             raise StateValidationError(node=self.node, field="io",
                                        problem=f"recorded {kind!r} call is not JSON: {e}") from e
-        self.recorded_io.append(entry)
+        if refs_in(plain):
+            raise StateValidationError(node=self.node, field="io",
+                                       problem=f"recorded {kind!r} call holds an object with "
+                                               "only the keys '$blob', 'bytes' and 'at', a "
+                                               "shape reserved for blob pointers")
+        self.recorded_io.append(plain)

@@ -141,6 +141,11 @@ class DirectClient:
                 self._cluster.refresh(time.monotonic() + self._timeout_s)
         return self._cluster.partition_count()
 
+    def refresh(self) -> None:
+        """Load the topic's metadata again; kafka-python's error if that fails
+        (UnknownTopicOrPartitionError: the broker answered that there is no such topic)."""
+        self._cluster.refresh(time.monotonic() + self._timeout_s)
+
     def send(self, records: Sequence[tuple[int, bytes, bytes]]) -> list[int]:
         """Append (partition, key, value) records in order; the offset of each, once acked."""
         with self._lane() as lane:

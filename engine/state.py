@@ -59,6 +59,7 @@ class StateSchema:
             after = fold(state, ops)
         except DeltaError as e:
             raise StateValidationError(node=node, field=None, problem=str(e)) from e
+        self._check_merged(after, ops, node)
         self._check_whole(after, node)
         return ops, after
 
@@ -79,6 +80,14 @@ class StateSchema:
             # else a node, an input or an edit could name any blob, another thread's too
             raise StateValidationError(node=node, field=field, problem=_RESERVED)
         return op
+
+    @staticmethod
+    def _check_merged(after: State, ops: list[Op], node: str) -> None:
+        """A merge can complete a pointer from halves that each passed `_op` (the state it
+        merges into holds texts, never pointers: any pointer in the result is forged)."""
+        for op in ops:
+            if op["op"] == "merge" and refs_in(after.get(op["field"])):
+                raise StateValidationError(node=node, field=op["field"], problem=_RESERVED)
 
     def _check_whole(self, after: State, node: str) -> None:
         # Not serialized again here: a fold of JSON values into a JSON state is

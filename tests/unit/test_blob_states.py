@@ -23,7 +23,7 @@ from engine.eventlog_memory import InMemoryEventLog
 from engine.events import EventType
 from engine.graph import END, START, Graph
 from engine.projection import LogProjection
-from engine.reducers import custom
+from engine.reducers import custom, merge
 from engine.sizing import MAX_EVENT_BYTES
 from tests.engine_graphs import Doc, one_node_graph
 from tests.eventbuild import logged
@@ -359,3 +359,110 @@ def test_objects_shaped_like_pointers_are_refused_from_inputs_nodes_and_edits(
     with pytest.raises(StateValidationError, match="reserved for blob pointers"):
         graph.start("t", forged, checkpointer=cp)
     assert graph.start("u", {}, checkpointer=cp).status == "failed"
+
+
+# --- found by a second review: each failed before its fix ----------------------------------
+
+class Open(BaseModel):
+    meta: Annotated[Any, merge] = {}
+    rec: Annotated[dict[str, Any], custom(lambda current, new: {
+        k: tuple(v) if isinstance(v, list) else v for k, v in new.items()})] = {}
+
+
+def _stolen(store: MemoryBlobStore, cp: Checkpointer) -> dict[str, Any]:
+    """A pointer to another thread's document, as someone who saw its events could write."""
+    _review_graph([]).start("victim", {}, checkpointer=cp)
+    [ref] = refs_in(logged(cp, "victim")[1].ops())
+    return {BLOB_KEY: ref.digest, "bytes": ref.size, "at": [ref.partition, *ref.offsets]}
+
+
+def test_a_pointer_put_together_by_two_merges_is_refused(store: MemoryBlobStore) -> None:
+    from engine.errors import StateValidationError
+
+    cp = _cp(store)
+    forged = _stolen(store, cp)
+    half, rest = {BLOB_KEY: forged[BLOB_KEY], "bytes": forged["bytes"]}, {"at": forged["at"]}
+    graph = one_node_graph(Open, "merge_forge", "n", lambda state: {"meta": rest})
+    paused = one_node_graph(Open, "merge_forge", "n", lambda state: {}).with_interrupts(
+        before=["n"], after=None)
+
+    assert graph.start("t", {"meta": half}, checkpointer=cp).status == "failed"
+    paused.start("u", {"meta": half}, checkpointer=cp)
+    with pytest.raises(StateValidationError, match="reserved for blob pointers"):
+        paused.update_state("u", {"meta": rest}, as_node="n", checkpointer=cp)
+
+
+def test_a_pointer_whose_at_is_a_tuple_is_refused_too(store: MemoryBlobStore) -> None:
+    from engine.errors import StateValidationError
+
+    cp = _cp(store)
+    forged = _stolen(store, cp)
+    graph = one_node_graph(Open, "tuple_at", "n", lambda state: {})
+
+    with pytest.raises(StateValidationError, match="reserved for blob pointers"):
+        graph.start("t", {"rec": forged}, checkpointer=cp)
+
+
+def test_verify_checks_every_copy_of_a_text_written_twice(store: MemoryBlobStore) -> None:
+    """Two processes each meeting the same text write it twice; the head points at the
+    second copy, so that is the one whose damage must be named."""
+    from engine import log_audit
+
+    log = InMemoryEventLog(partitions=2)
+    g = Graph(Doc, name="twice")
+    g.add_node("write", lambda state: {"text": DOC})
+    g.add_node("shorten", lambda state: {"text": "short"})
+    g.add_node("rewrite", lambda state: {"text": DOC})
+    g.add_edge(START, "write")
+    g.add_edge("write", "shorten")
+    g.add_edge("shorten", "rewrite")
+    g.add_edge("rewrite", END)
+    graph = g.compile(interrupt_before=["rewrite"])
+    graph.start("t", {}, checkpointer=_cp(store, log))
+    cold = _cp(store, log)
+    graph.resume("t", None, actor="x", checkpointer=cold)
+    refs = [r for e in logged(cold, "t") for r in refs_in(e.ops())]
+    assert refs[0].digest == refs[-1].digest and refs[0].offsets != refs[-1].offsets
+
+    chunks, at = store.partitions[refs[-1].partition], refs[-1].offsets[0]
+    chunks[at] = (chunks[at][0], b"tampered" + chunks[at][1][8:])
+
+    [found] = log_audit.verify(cold, "t").differences
+    assert found.startswith("seq 5: blob " + refs[-1].digest)
+
+
+def test_decisions_and_recorded_io_shaped_like_pointers_are_refused(
+        store: MemoryBlobStore) -> None:
+    from engine.errors import InvalidDecisionError
+
+    cp, seen = _cp(store), []
+    forged = _stolen(store, cp)
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=cp)
+    with pytest.raises(InvalidDecisionError, match="reserved for blob pointers"):
+        graph.resume("t", {"doc": forged}, actor="mallory", checkpointer=cp)
+
+    def ask(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+        ctx.record_io("llm", {"doc": forged}, "ok")
+        return {}
+
+    done = one_node_graph(Doc, "io_forge", "ask", ask).start("u", {}, checkpointer=cp)
+    assert done.status == "failed" and done.error is not None
+    assert "reserved for blob pointers" in done.error.message
+
+
+def test_a_large_str_subclass_in_recorded_io_is_offloaded(store: MemoryBlobStore) -> None:
+    from enum import StrEnum
+
+    Big = StrEnum("Big", {"DOC": DOC})  # a str subclass, as Markup would be
+
+    def ask(state: Doc, ctx: NodeContext) -> dict[str, Any]:
+        ctx.record_io("llm", {"prompt": Big.DOC}, "ok")
+        return {}
+
+    cp = _cp(store)
+    done = one_node_graph(Doc, "subclass_io", "ask", ask).start("t", {}, checkpointer=cp)
+
+    assert done.status == "completed" and store.writes == 1
+    step = next(e for e in logged(cp, "t") if e.node == "ask")
+    assert step.io is not None and BLOB_KEY in step.io and DOC not in step.io
