@@ -186,6 +186,32 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     return doc
 
 
+Participants = list[tuple[str, str | None]]
+
+
+def sequential_case(args: argparse.Namespace, ls: Lockstep, parts: Participants,
+                    ids: Any) -> None:
+    """The linear graph: `args.threads` threads of `args.nodes` steps, after a warm-up."""
+    say("sequential")
+    ls.warm(parts, "seq", ids("warm-seq"), args.warmup)
+    ls.phase("sequential", parts, "seq", ids("seq"), chunked(args.threads, args.chunk),
+             weight=args.nodes)
+
+
+def hitl_cases(args: argparse.Namespace, ls: Lockstep, parts: Participants, ids: Any, *,
+               while_waiting: Any = lambda: None) -> Any:
+    """HITL phased (every thread to its question, then every answer) and back to back;
+    `while_waiting()` runs while every phased thread waits, and its value is returned."""
+    say("HITL")
+    ls.warm(parts, "hitl_both", ids("warm-hitl"), args.warmup)
+    chunks = chunked(args.hitl, 2 * args.chunk)
+    ls.phase("hitl_start", parts, "hitl_start", ids("hitl"), chunks)
+    held = while_waiting()
+    ls.phase("hitl_resume", parts, "hitl_resume", ids("hitl"), chunks)
+    ls.phase("hitl_back_to_back", parts, "hitl_both", ids("b2b"), chunks)
+    return held
+
+
 def schedule(args: argparse.Namespace, ls: Lockstep, stack: AmberStack | None,
              workdir: Path) -> dict[str, Any]:
     names = list(ls.sides)
@@ -197,16 +223,8 @@ def schedule(args: argparse.Namespace, ls: Lockstep, stack: AmberStack | None,
     def ids(phase: str) -> Any:
         return lambda side, style, i: f"{phase}-{style or side}-{i}"
 
-    say("sequential")
-    ls.warm(seq_p, "seq", ids("warm-seq"), args.warmup)
-    ls.phase("sequential", seq_p, "seq", ids("seq"), chunked(args.threads, args.chunk),
-             weight=args.nodes)
-    say("HITL")
-    ls.warm(hitl_p, "hitl_both", ids("warm-hitl"), args.warmup)
-    hitl_chunks = chunked(args.hitl, 2 * args.chunk)
-    ls.phase("hitl_start", hitl_p, "hitl_start", ids("hitl"), hitl_chunks)
-    ls.phase("hitl_resume", hitl_p, "hitl_resume", ids("hitl"), hitl_chunks)
-    ls.phase("hitl_back_to_back", hitl_p, "hitl_both", ids("b2b"), hitl_chunks)
+    sequential_case(args, ls, seq_p, ids)
+    hitl_cases(args, ls, hitl_p, ids)
     chat_stored = chat(args, ls, seq_p, ids)
     if "langgraph" in ls.sides:
         say("LangGraph durability=async (reference)")

@@ -39,7 +39,7 @@ from bench._inline.common import (
     machine,
     versions,
 )
-from bench.inline import Lockstep, chunked, paired_ratio, ratio
+from bench.inline import Lockstep, hitl_cases, paired_ratio, ratio, sequential_case
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -73,21 +73,14 @@ def schedule(args: argparse.Namespace, ls: Lockstep) -> dict[str, Any]:
     def ids(phase: str) -> Any:
         return lambda side, style, i: f"{phase}-{side}-{i}"
 
-    say("sequential")
-    ls.warm(both, "seq", ids("warm-seq"), args.warmup)
-    ls.phase("sequential", both, "seq", ids("seq"), chunked(args.threads, args.chunk),
-             weight=args.nodes)
-    say("HITL")
-    ls.warm(both, "hitl_both", ids("warm-hitl"), args.warmup)
-    chunks = chunked(args.hitl, 2 * args.chunk)
-    ls.phase("hitl_start", both, "hitl_start", ids("hitl"), chunks)
-    ls.phase("hitl_back_to_back", both, "hitl_both", ids("b2b"), chunks)
-    say(f"what {args.hitl} waiting threads hold")
-    held = {"dbos": ls.sides["dbos"].call(op="waiting_cost"),
-            "amber": ls.sides["amber"].call(op="info")["threads_in_process"]}
-    ls.phase("hitl_resume", both, "hitl_resume", ids("hitl"), chunks)
-    idle = ls.sides["dbos"].call(op="waiting_cost")
-    return {"while_waiting": held, "after": idle}
+    def held() -> dict[str, Any]:
+        say(f"what {args.hitl} waiting threads hold")
+        return {"dbos": ls.sides["dbos"].call(op="waiting_cost"),
+                "amber": ls.sides["amber"].call(op="info")["threads_in_process"]}
+
+    sequential_case(args, ls, both, ids)
+    waiting = hitl_cases(args, ls, both, ids, while_waiting=held)
+    return {"while_waiting": waiting, "after": ls.sides["dbos"].call(op="waiting_cost")}
 
 
 def results(args: argparse.Namespace, ls: Lockstep, waiting: dict[str, Any],
