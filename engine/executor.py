@@ -26,6 +26,7 @@ from engine.errors import (
 )
 from engine.faults import fault_point
 from engine.graph import CompiledGraph, NodeSpec
+from engine.state import detached, require_returned
 
 log = logging.getLogger("amber.executor")
 T = TypeVar("T")
@@ -103,8 +104,9 @@ def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
     ctx = NodeContext(thread_id=view.thread_id, seq=frame.seq, node=spec.name,
                       attempt=attempt, decision=action.decision)
     token = interrupts.enter(action.resumes)
+    given = detached(state)  # the node's own copy: it cannot change the stored state
     try:
-        model = schema.load(state, node=spec.name)
+        model = schema.load(given, node=spec.name)
         update = _called(spec, (model, ctx) if spec.takes_context else (model,))
         fault_point(f"after_node:{spec.name}")
     except interrupts.NodeInterrupt as ni:
@@ -112,7 +114,9 @@ def _attempt(graph: CompiledGraph, spec: NodeSpec, action: step.RunNode,
                                 action.resumes)
     finally:
         interrupts.leave(token)
-    ops, after = schema.apply(state, _as_update(update, spec.name), node=spec.name)
+    update = _as_update(update, spec.name)
+    require_returned(state, given, update, node=spec.name)
+    ops, after = schema.apply(state, update, node=spec.name)
     nxt = step.route_after(graph, spec.name, schema.load(after, node=spec.name))
     return step.completed(frame, spec.name, ops, after, nxt, ctx.recorded_io)
 

@@ -150,3 +150,35 @@ def _short(e: Exception) -> str:
         first = e.errors()[0]
         return str(first["msg"])
     return str(e)
+
+
+def detached(state: State) -> State:
+    """A copy of `state` that shares no dict or list with it.
+
+    pydantic hands a node the values under `Any`-typed fields as they are, so a node
+    changing one in place would change the stored state with no event saying so
+    (every reader of the log would then flag the thread). Texts and numbers are
+    immutable and stay shared: a copy costs a walk, not a serialization.
+    """
+    return {field: _copied(value) for field, value in state.items()}
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    return value
+
+
+def require_returned(stored: State, given: State, update: dict[str, Any] | None, *,
+                     node: str) -> None:
+    """StateValidationError if the node changed a field of its copy in place without
+    returning it: that change would be lost silently (a returned field carries it)."""
+    for field, value in stored.items():
+        if (update is None or field not in update) and given.get(field) != value:
+            raise StateValidationError(
+                node=node, field=field,
+                problem="changed in place but not returned; return the change "
+                        f"({{{field!r}: ...}}): only returned updates reach the log")

@@ -11,6 +11,7 @@ import datetime
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from engine.checkpointer import Checkpointer
 from engine.context import NodeContext
@@ -81,3 +82,41 @@ def test_a_worker_fails_that_step_and_steps_the_other_threads(cp: Checkpointer,
     cp.log.append(events)
     assert cp.projection.require("bad").status == "failed"
     assert "node 'llm'" in _failure(cp, "bad").error.message  # type: ignore[union-attr]
+
+
+class Loose(BaseModel):
+    meta: dict[str, Any] = {}
+    n: int = 0
+
+
+def _changing(returns: bool) -> Any:
+    def node(state: Loose) -> dict[str, Any]:
+        state.meta["inner"]["x"] = 99  # in place, under Any: pydantic shares these values
+        return {"meta": state.meta} if returns else {"n": 1}
+    return node
+
+
+def test_a_change_made_in_place_and_not_returned_fails_the_node_naming_it(
+        cp: Checkpointer) -> None:
+    """Before, the runner went on with x=99 while the log said x=1: every reader flagged
+    the thread with a state_hash mismatch, and the change was in no event."""
+    graph = one_node_graph(Loose, "in_place", "mutate", _changing(returns=False))
+
+    result = graph.start("t", {"meta": {"inner": {"x": 1}}}, checkpointer=cp)
+
+    assert result.status == "failed" and result.error is not None
+    for says in ("node 'mutate'", "field 'meta'", "changed in place but not returned"):
+        assert says in result.error.message
+    view = cp.projection.get_thread("t")
+    assert view is not None and view.integrity_error is None
+    assert view.state["meta"] == {"inner": {"x": 1}}
+
+
+def test_a_change_made_in_place_and_returned_is_the_update(cp: Checkpointer) -> None:
+    graph = one_node_graph(Loose, "in_place_returned", "mutate", _changing(returns=True))
+
+    result = graph.start("t", {"meta": {"inner": {"x": 1}}}, checkpointer=cp)
+
+    assert result.status == "completed" and result.state["meta"] == {"inner": {"x": 99}}
+    view = cp.projection.get_thread("t")
+    assert view is not None and view.integrity_error is None and view.state == result.state
