@@ -12,14 +12,13 @@ as the event log translates them.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from kafka.errors import OffsetOutOfRangeError, UnknownTopicOrPartitionError
 
 from engine.blobs import BlobRef
 from engine.blobstore import CHUNK_BYTES, BlobStore
 from engine.errors import BlobError, EventLogError
-from engine.eventlog_kafka import create_topic, translated
+from engine.eventlog_kafka import client_options, create_topic, translated
 from engine.kafka_direct import DirectClient
 
 # A fetch from a chunk's offset returns that record whole, and often its neighbours.
@@ -30,10 +29,7 @@ class KafkaBlobStore(BlobStore):
     def __init__(self, *, bootstrap: str, topic: str, partitions: int,
                  timeout_s: float = 30.0, client_id: str = "amber") -> None:
         self.topic, self.partitions = topic, partitions
-        timeout_ms = int(timeout_s * 1000)
-        self._common: dict[str, Any] = {
-            "bootstrap_servers": bootstrap, "client_id": client_id,
-            "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
+        self._common = client_options(bootstrap, client_id, timeout_s)
         self._timeout_s = timeout_s
         self._client: DirectClient | None = None
         self._topic_ready = False
@@ -97,10 +93,10 @@ class KafkaBlobStore(BlobStore):
     def _ready(self, client: DirectClient) -> None:
         """Make the topic unless it exists (asking first: a cluster may let us write to a
         topic it made without letting us create one), and refuse one too small."""
-        count = client.partition_count(reload=True)
+        count = self._count(client)
         if count is None:
             create_topic(self._common, self.topic, self.partitions, self._timeout_s)
-            count = client.partition_count(reload=True)
+            count = self._count(client)
         if count is not None and count < self.partitions:
             raise EventLogError(f"topic {self.topic} has {count} partitions, fewer than the "
                                 f"events topic's {self.partitions}: blobs go to their thread's "

@@ -85,14 +85,7 @@ class KafkaEventLog(EventLog):
         self._lock = threading.Lock()  # guards the direct client's creation
 
     def _common(self) -> dict[str, Any]:
-        """Options every kafka-python client accepts (the admin client has no metrics_enabled).
-
-        bootstrap_timeout_ms bounds the constructors: kafka-python 3 otherwise waits 30 s
-        for an unreachable bootstrap whatever the request timeout.
-        """
-        timeout_ms = int(self._ack_timeout_s * 1000)
-        return {"bootstrap_servers": self._bootstrap, "client_id": self._client_id,
-                "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
+        return client_options(self._bootstrap, self._client_id, self._ack_timeout_s)
 
     def _client(self) -> dict[str, Any]:
         """Options of consumers."""
@@ -225,6 +218,17 @@ class KafkaEventLog(EventLog):
             if self._direct_client is not None:
                 self._direct_client.close()
                 self._direct_client = None
+
+
+def client_options(bootstrap: str, client_id: str, timeout_s: float) -> dict[str, Any]:
+    """Options every kafka-python client accepts (the admin client has no metrics_enabled).
+
+    bootstrap_timeout_ms bounds the constructors: kafka-python 3 otherwise waits 30 s
+    for an unreachable bootstrap whatever the request timeout.
+    """
+    timeout_ms = int(timeout_s * 1000)
+    return {"bootstrap_servers": bootstrap, "client_id": client_id,
+            "request_timeout_ms": timeout_ms, "bootstrap_timeout_ms": timeout_ms}
 
 
 def create_topic(common: dict[str, Any], topic: str, partitions: int, timeout_s: float) -> None:
