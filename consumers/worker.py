@@ -66,7 +66,7 @@ class Worker:
         self.cp = cp
         self.group = group
         self.dispatcher = Dispatcher(graphs, clock=cp.clock, snapshot_every=cp.snapshot_every,
-                                     blobs=cp.blobs, partition_of=cp.log.partition_of)
+                                     blobs=cp.blobs)
         self.stats = WorkerStats()
         self._poll_ms = poll_ms
         self._catch_up_to: dict[int, int] = {}

@@ -30,6 +30,7 @@ from engine.chain import Draft
 from engine.delta import Op, State, fold
 from engine.errors import BlobError
 from engine.events import EventType
+from engine.partitioning import partition_for
 
 # Chunks stay well under Kafka's 1 MiB record limit and a produce batch of the log.
 CHUNK_BYTES = 256 * 1024
@@ -37,7 +38,12 @@ CACHE_BYTES = 64 * 1024 * 1024
 
 
 class BlobStore(ABC):
-    """Immutable byte strings on some partition, found again by where they lie."""
+    """Immutable byte strings on some partition, found again by where they lie.
+
+    It has the events topic's partitions: a thread's blobs go to its own partition.
+    """
+
+    partitions: int
 
     def put(self, partition: int, digest: str, data: bytes) -> BlobRef:
         """Write `data` (whose digest the caller computed) in chunks; durable on return."""
@@ -84,7 +90,7 @@ class Blobs:
         self._cache = _TextCache(cache_bytes)
         self._memo = _PointerMemo()
 
-    def stored(self, draft: Draft, prior: State, partition: int) -> Draft:
+    def stored(self, draft: Draft, prior: State) -> Draft:
         """`draft` with its large texts written to the store and pointers in their place.
 
         `prior` is the stored state the draft follows ({} for a thread's first event).
@@ -96,7 +102,7 @@ class Blobs:
         io = draft.io if draft.type is EventType.NODE_COMPLETED else None
         texts = big_texts([draft.delta, io], self.min_bytes) if self.min_bytes else []
         if texts or self._memo.fields(prior):
-            pointers = {text: pointer(self._ref_for(text, partition)) for text in texts}
+            pointers = {text: pointer(self._ref_for(text, draft.thread_id)) for text in texts}
             delta = swapped(draft.delta, pointers)
             draft = replace(draft, delta=delta, io=swapped(io, pointers) if io else draft.io,
                             state_after=fold(prior, delta))
@@ -133,7 +139,7 @@ class Blobs:
         if self.store is not None:
             self.store.close()
 
-    def _ref_for(self, text: str, partition: int) -> BlobRef:
+    def _ref_for(self, text: str, thread_id: str) -> BlobRef:
         known = self._cache.ref_of(text)
         if known is not None:
             return known
@@ -142,6 +148,7 @@ class Blobs:
         known = self._cache.ref_by_digest(digest)
         if known is None:
             assert self.store is not None
+            partition = partition_for(thread_id, self.store.partitions)
             known = self.store.put(partition, digest, data)
         self._cache.keep(text, known)
         return known

@@ -38,13 +38,11 @@ class Dispatcher:
     """Runnable-thread bookkeeping for one worker process."""
 
     def __init__(self, graphs: dict[str, CompiledGraph], *, clock: Callable[[], int],
-                 snapshot_every: int, blobs: Blobs | None = None,
-                 partition_of: Callable[[str], int] = lambda thread_id: 0) -> None:
+                 snapshot_every: int, blobs: Blobs | None = None) -> None:
         self.graphs = graphs
         self.clock = clock
         self.snapshot_every = snapshot_every
         self.blobs = blobs or Blobs()
-        self.partition_of = partition_of  # where a thread's blobs go: its own partition
         self.threads: dict[str, _Thread] = {}
         # Only a thread whose head moved can have become runnable or halted: the
         # loop looks at these, not at every cached thread. `pending` waits for a
@@ -137,5 +135,5 @@ class Dispatcher:
         frame = step.StepFrame(graph=graph, view=s.view, occurred_at=self.clock(),
                                snapshot_every=self.snapshot_every, resolve=self.blobs.resolved)
         return storing(action, frame, execute(graph, action, frame), lambda draft: seal(
-            self.blobs.stored(draft, s.view.state, self.partition_of(draft.thread_id)),
+            self.blobs.stored(draft, s.view.state),
             prev_hash=s.view.head.hash))

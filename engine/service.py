@@ -325,7 +325,7 @@ class ThreadService:
         only when there are any), so the event can point at them.
         """
         prior = cursor.view.state if cursor else {}
-        draft = self.cp.blobs.stored(draft, prior, self.cp.log.partition_of(draft.thread_id))
+        draft = self.cp.blobs.stored(draft, prior)
         event = seal(draft, prev_hash=cursor.view.head.hash if cursor else GENESIS_HASH)
         outcome = advance(cursor.view if cursor else None, event, sealed_from=draft.state_after)
         assert outcome.view is not None and outcome.rejection is None, outcome.rejection

@@ -93,7 +93,7 @@ def drive(cp: Checkpointer, graphs: Iterable[CompiledGraph]) -> int:
     total = 0
     while True:
         dispatcher = Dispatcher(served, clock=cp.clock, snapshot_every=cp.snapshot_every,
-                                blobs=cp.blobs, partition_of=cp.log.partition_of)
+                                blobs=cp.blobs)
         for partition in range(cp.log.partitions):
             for delivery in cp.log.read(partition):
                 if delivery.event is not None and dispatcher.serves(delivery.event):

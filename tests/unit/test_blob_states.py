@@ -163,7 +163,7 @@ def test_workers_offload_and_fill_in_as_the_inline_runner_does(
     cp, seen = _cp(store), []
     graph = _review_graph(seen)
     d = Dispatcher({graph.name: graph}, clock=cp.clock, snapshot_every=2,
-                   blobs=cp.blobs, partition_of=cp.log.partition_of)
+                   blobs=cp.blobs)
     d.observe(graph.runner(cp).threads.start("t", {}, actor=None, mode="worker").head)
 
     stepped = d.step_all()
@@ -192,7 +192,7 @@ def test_verify_names_a_blob_the_store_no_longer_gives_back(store: MemoryBlobSto
     assert log_audit.verify(cp, "t").differences == []
     assert log_audit.verify_all(cp).ok
 
-    [chunks] = store.partitions.values()
+    [chunks] = store.records.values()
     chunks[0] = (chunks[0][0], b"tampered" + chunks[0][1][8:])  # one chunk rewritten
 
     [found] = log_audit.verify(cp, "t").differences
@@ -212,7 +212,7 @@ def test_the_api_shows_pointers_and_on_request_the_texts(store: MemoryBlobStore)
     filled = api.client.get("/threads/t/state?texts=true", headers=ALICE).json()
     assert as_ref(kept) is not None and filled["state"]["text"] == DOC
 
-    store.partitions.clear()  # the blob topic lost: said so, not served as a pointer
+    store.records.clear()  # the blob topic lost: said so, not served as a pointer
     gone = _cp(store, cp.log)  # a server with a cold cache
     answer = make_api(cp=gone, graphs=[graph]).client.get("/threads/t/state?texts=true",
                                                           headers=ALICE)
@@ -424,7 +424,7 @@ def test_verify_checks_every_copy_of_a_text_written_twice(store: MemoryBlobStore
     refs = [r for e in logged(cold, "t") for r in refs_in(e.ops())]
     assert refs[0].digest == refs[-1].digest and refs[0].offsets != refs[-1].offsets
 
-    chunks, at = store.partitions[refs[-1].partition], refs[-1].offsets[0]
+    chunks, at = store.records[refs[-1].partition], refs[-1].offsets[0]
     chunks[at] = (chunks[at][0], b"tampered" + chunks[at][1][8:])
 
     [found] = log_audit.verify(cold, "t").differences
