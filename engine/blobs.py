@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.sizing import text_bytes
+
 BLOB_KEY = "$blob"
 _POINTER_KEYS = frozenset({BLOB_KEY, "bytes", "at"})
 _DIGEST_PREFIX = "sha256:"
@@ -30,6 +32,10 @@ _DIGEST_PREFIX = "sha256:"
 # rest, and below it a pointer and a second write would cost more than they save.
 MIN_BYTES = 64 * 1024
 MIN_FLOOR = 1024  # the least threshold allowed: far above a pointer's own texts
+# Why a value from outside (an input, a node's result, an edit, recorded I/O, a
+# decision) is refused: else it could name any blob, another thread's too.
+RESERVED = (f"holds an object with only the keys {BLOB_KEY!r}, 'bytes' and 'at', a shape "
+            "reserved for blob pointers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +67,6 @@ def as_ref(value: Any) -> BlobRef | None:
     return BlobRef(digest, size, at[0], tuple(at[1:]))
 
 
-def utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
 def big_texts(value: Any, min_bytes: int = MIN_BYTES) -> list[str]:
     """Every distinct text inside `value` of at least `min_bytes` (keys aside), in a fixed
     order. Walked without recursion: it runs on every event's delta."""
@@ -75,7 +77,7 @@ def big_texts(value: Any, min_bytes: int = MIN_BYTES) -> list[str]:
         v = stack.pop()
         kind = type(v)
         if kind is str:
-            if len(v) >= shortest and utf8_size(v) >= min_bytes:
+            if len(v) >= shortest and text_bytes(v) >= min_bytes:
                 found[v] = None
         elif kind is dict:
             stack.extend(v.values())

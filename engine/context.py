@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.blobs import refs_in
+from engine.blobs import RESERVED, refs_in
 from engine.canonical import canonical_text
 from engine.errors import CanonicalJSONError, StateValidationError
 
@@ -54,7 +54,5 @@ class NodeContext:
                                        problem=f"recorded {kind!r} call is not JSON: {e}") from e
         if refs_in(plain):
             raise StateValidationError(node=self.node, field="io",
-                                       problem=f"recorded {kind!r} call holds an object with "
-                                               "only the keys '$blob', 'bytes' and 'at', a "
-                                               "shape reserved for blob pointers")
+                                       problem=f"recorded {kind!r} call {RESERVED}")
         self.recorded_io.append(plain)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from engine import step
-from engine.blobs import refs_in
+from engine.blobs import RESERVED, refs_in
 from engine.canonical import canonical_text
 from engine.chain import GENESIS_HASH, Draft, seal
 from engine.checkpointer import Checkpointer
@@ -430,9 +430,7 @@ def _require_json_decision(value: Any) -> None:
     except CanonicalJSONError as e:
         raise InvalidDecisionError(f"decision value is not JSON: {e}") from e
     if refs_in(value):  # `amber verify` would look for the blob it seems to name
-        raise InvalidDecisionError("decision value holds an object with only the keys "
-                                   "'$blob', 'bytes' and 'at', a shape reserved for blob "
-                                   "pointers")
+        raise InvalidDecisionError(f"decision value {RESERVED}")
 
 
 def interrupt_dict(view: ThreadView) -> dict[str, Any] | None:

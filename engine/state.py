@@ -13,14 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from engine.blobs import BLOB_KEY, refs_in
+from engine.blobs import RESERVED, refs_in
 from engine.canonical import canonical_text
 from engine.delta import Op, State, fold
 from engine.errors import CanonicalJSONError, DeltaError, StateValidationError
 from engine.reducers import Reducer, reducer_from_metadata
-
-_RESERVED = (f"holds an object with only the keys {BLOB_KEY!r}, 'bytes' and 'at': that shape "
-             "is reserved for blob pointers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,7 @@ class StateSchema:
             _require_json(op["value"], node, field)
         if refs_in(op.get("value", op.get("values"))):
             # else a node, an input or an edit could name any blob, another thread's too
-            raise StateValidationError(node=node, field=field, problem=_RESERVED)
+            raise StateValidationError(node=node, field=field, problem=RESERVED)
         return op
 
     @staticmethod
@@ -87,7 +84,7 @@ class StateSchema:
         merges into holds texts, never pointers: any pointer in the result is forged)."""
         for op in ops:
             if op["op"] == "merge" and refs_in(after.get(op["field"])):
-                raise StateValidationError(node=node, field=op["field"], problem=_RESERVED)
+                raise StateValidationError(node=node, field=op["field"], problem=RESERVED)
 
     def _check_whole(self, after: State, node: str) -> None:
         # Not serialized again here: a fold of JSON values into a JSON state is
