@@ -35,12 +35,20 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def _addressable(value: str) -> str:
+    # "." and ".." are dot segments: clients and proxies drop them from a URL path, so
+    # /threads/./decisions would never reach the thread
+    if value in (".", ".."):
+        raise ValueError("must not be '.' or '..', which a URL path cannot carry")
+    return value
+
+
 # Printable characters except "/" (ids travel in URL paths), no blanks at the ends.
 ID_PATTERN = r"^[^\x00-\x20\x7f/]([^\x00-\x1f\x7f/]*[^\x00-\x20\x7f/])?$"
 GRAPH_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 ThreadId = Annotated[str, Field(min_length=1, max_length=200, pattern=ID_PATTERN,
                                 examples=["tx-99812"]),
-                     AfterValidator(_utf8)]
+                     AfterValidator(_utf8), AfterValidator(_addressable)]
 GraphName = Annotated[str, Field(min_length=1, max_length=200, pattern=GRAPH_PATTERN,
                                  examples=["email_approval"]),
                       AfterValidator(_utf8)]

@@ -103,6 +103,8 @@ def test_an_explicit_thread_id_is_idempotent_for_the_same_actor_and_input(api: A
     ({"graph": "doc_approval", "thread_id": "a/b"}, "invalid_request"),
     ({"graph": "doc_approval", "thread_id": ""}, "invalid_request"),
     ({"graph": "doc_approval", "thread_id": " lead"}, "invalid_request"),
+    ({"graph": "doc_approval", "thread_id": "."}, "invalid_request"),  # a URL drops it
+    ({"graph": "doc_approval", "thread_id": ".."}, "invalid_request"),
     ({"graph": "doc_approval", "thread_id": "nul\u0000"}, "invalid_request"),
     ({"graph": "doc_approval", "actor": "mallory"}, "invalid_request"),
     ({"input": {}}, "invalid_request"),
