@@ -17,19 +17,14 @@ def _big_review() -> object:
     from typing import Any
 
     from engine.context import NodeContext
-    from engine.graph import END, START, Graph
-    from tests.engine_graphs import Doc
+    from tests.engine_graphs import Doc, line_graph
 
     def draft(state: Doc, ctx: NodeContext) -> dict[str, Any]:
         ctx.record_io("llm", {"prompt": BIG_PROMPT}, {"text": "drafted"})
         return {"text": BIG_DOC}
 
-    g = Graph(Doc, name="big_review")
-    g.add_node("draft", draft)
-    g.add_node("send", lambda state: {"count": len(state.text)})
-    g.add_edge(START, "draft")
-    g.add_edge("draft", "send")
-    g.add_edge("send", END)
+    g = line_graph(Doc, "big_review", ("draft", draft),
+                   ("send", lambda state: {"count": len(state.text)}))
     return g.compile(interrupt_before=["send"])
 
 

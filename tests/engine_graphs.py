@@ -85,6 +85,18 @@ def flaky_graph(node: Flaky, attempts: int) -> Any:
                           retry=RetryPolicy(max_attempts=attempts, initial_backoff_s=0.001))
 
 
+def line_graph(state: type[BaseModel], name: str, *nodes: tuple[str, Any]) -> Graph:
+    """START → each (name, fn) in turn → END, not yet compiled (interrupts are the caller's)."""
+    g = Graph(state, name=name)
+    previous = START
+    for node, fn in nodes:
+        g.add_node(node, fn)
+        g.add_edge(previous, node)
+        previous = node
+    g.add_edge(previous, END)
+    return g
+
+
 def one_node_graph(state: type[BaseModel], name: str, node: str, fn: Any,
                    **node_options: Any) -> Any:
     """START → `node` → END."""

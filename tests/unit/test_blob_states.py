@@ -21,11 +21,10 @@ from engine.dispatch import Dispatcher
 from engine.eventlog import encode_event
 from engine.eventlog_memory import InMemoryEventLog
 from engine.events import EventType
-from engine.graph import END, START, Graph
 from engine.projection import LogProjection
 from engine.reducers import custom, merge
 from engine.sizing import MAX_EVENT_BYTES
-from tests.engine_graphs import Doc, one_node_graph
+from tests.engine_graphs import Doc, line_graph, one_node_graph
 from tests.eventbuild import logged
 
 MIN = 1024
@@ -46,13 +45,19 @@ def store() -> MemoryBlobStore:
 
 def _review_graph(seen: list[str]) -> Any:
     """draft writes DOC → [pause] → send reads it whole."""
-    g = Graph(Doc, name="blob_review")
-    g.add_node("draft", lambda state: {"text": DOC, "count": 1})
-    g.add_node("send", lambda state: seen.append(state.text) or {"count": state.count + 1})
-    g.add_edge(START, "draft")
-    g.add_edge("draft", "send")
-    g.add_edge("send", END)
+    g = line_graph(Doc, "blob_review", ("draft", lambda state: {"text": DOC, "count": 1}),
+                   ("send", lambda state: seen.append(state.text) or {"count": state.count + 1}))
     return g.compile(interrupt_before=["send"])
+
+
+def _paused_in_another_process(store: MemoryBlobStore) -> tuple[InMemoryEventLog, list[str],
+                                                                  Any]:
+    """Thread "t" of _review_graph, paused at its question by a process now gone: the log,
+    what `send` will see, the graph."""
+    log, seen = InMemoryEventLog(partitions=2), []
+    graph = _review_graph(seen)
+    graph.start("t", {}, checkpointer=_cp(store, log))
+    return log, seen, graph
 
 
 def test_a_text_larger_than_an_event_travels_as_a_pointer(store: MemoryBlobStore) -> None:
@@ -87,9 +92,7 @@ def test_a_text_carried_from_step_to_step_and_snapshot_is_written_once(
 
 
 def test_another_process_reads_the_text_from_the_store(store: MemoryBlobStore) -> None:
-    log, seen = InMemoryEventLog(partitions=2), []
-    graph = _review_graph(seen)
-    graph.start("t", {}, checkpointer=_cp(store, log))
+    log, seen, graph = _paused_in_another_process(store)
 
     later = _cp(store, log)  # a cold cache: only the store has the text
     done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=later)
@@ -99,9 +102,7 @@ def test_another_process_reads_the_text_from_the_store(store: MemoryBlobStore) -
 
 def test_a_blob_gone_from_the_store_fails_the_step_naming_its_digest(
         store: MemoryBlobStore) -> None:
-    log, seen = InMemoryEventLog(partitions=2), []
-    graph = _review_graph(seen)
-    graph.start("t", {}, checkpointer=_cp(store, log))
+    log, seen, graph = _paused_in_another_process(store)
 
     elsewhere = _cp(MemoryBlobStore(), log)  # pointed at a store without the blob
     done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=elsewhere)
@@ -224,14 +225,10 @@ def test_fields_that_gain_and_lose_texts_step_by_step_read_right(
     """What holds a pointer is worked out from each delta (engine.blobstore._PointerMemo):
     a text replaced by a short one, a text appended to a list, a merge that brings one."""
     seen: list[tuple[str, list[str], dict[str, Any]]] = []
-    g = Graph(Doc, name="gain_lose")
-    g.add_node("shorten", lambda state: {"text": "short"})
-    g.add_node("note", lambda state: {"notes": [DOC], "meta": {"k": DOC}})
-    g.add_node("look", lambda state: seen.append((state.text, state.notes, state.meta)) or {})
-    g.add_edge(START, "shorten")
-    g.add_edge("shorten", "note")
-    g.add_edge("note", "look")
-    g.add_edge("look", END)
+    g = line_graph(Doc, "gain_lose", ("shorten", lambda state: {"text": "short"}),
+                   ("note", lambda state: {"notes": [DOC], "meta": {"k": DOC}}),
+                   ("look", lambda state: seen.append((state.text, state.notes,
+                                                       state.meta)) or {}))
     log = InMemoryEventLog(partitions=2)
     cp = _cp(store, log)
 
@@ -252,14 +249,8 @@ def test_a_step_that_changes_nothing_keeps_the_pointers_it_was_given(
     log's, with pointers, not the texts the node saw (else the fold's state hash differs)."""
     from engine import log_audit
 
-    g = Graph(Doc, name="noop")
-    g.add_node("write", lambda state: {"text": DOC})
-    g.add_node("noop", lambda state: None)
-    g.add_node("review", lambda state: {"count": 2})
-    g.add_edge(START, "write")
-    g.add_edge("write", "noop")
-    g.add_edge("noop", "review")
-    g.add_edge("review", END)
+    g = line_graph(Doc, "noop", ("write", lambda state: {"text": DOC}),
+                   ("noop", lambda state: None), ("review", lambda state: {"count": 2}))
     cp = _cp(store)
 
     g.compile().start("t", {}, checkpointer=cp)
@@ -277,12 +268,8 @@ def test_a_step_that_changes_nothing_keeps_the_pointers_it_was_given(
 def test_a_worker_step_that_changes_nothing_keeps_the_pointers(store: MemoryBlobStore) -> None:
     from tests.unit.test_api_support import drive
 
-    g = Graph(Doc, name="noop_worker")
-    g.add_node("write", lambda state: {"text": DOC})
-    g.add_node("noop", lambda state: {})
-    g.add_edge(START, "write")
-    g.add_edge("write", "noop")
-    g.add_edge("noop", END)
+    g = line_graph(Doc, "noop_worker", ("write", lambda state: {"text": DOC}),
+                   ("noop", lambda state: {}))
     graph, cp = g.compile(), _cp(store)
     graph.runner(cp).threads.start("w", {}, actor=None, mode="worker")
 
@@ -308,9 +295,7 @@ def test_a_retried_api_start_with_a_large_input_gets_the_first_answer(
 
 def test_with_offloading_off_pointers_written_before_are_still_read(
         store: MemoryBlobStore) -> None:
-    log, seen = InMemoryEventLog(partitions=2), []
-    graph = _review_graph(seen)
-    graph.start("t", {}, checkpointer=_cp(store, log))
+    log, seen, graph = _paused_in_another_process(store)
 
     off = Checkpointer(log=log, projection=LogProjection(log), blobs=Blobs(store, min_bytes=0))
     done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=off)
@@ -320,9 +305,7 @@ def test_with_offloading_off_pointers_written_before_are_still_read(
 
 def test_without_any_store_a_pointer_fails_the_step_rather_than_reach_the_node(
         store: MemoryBlobStore) -> None:
-    log, seen = InMemoryEventLog(partitions=2), []
-    graph = _review_graph(seen)
-    graph.start("t", {}, checkpointer=_cp(store, log))
+    log, seen, graph = _paused_in_another_process(store)
 
     bare = Checkpointer(log=log, projection=LogProjection(log))
     done = graph.resume("t", {"ok": True}, actor="bob", checkpointer=bare)
@@ -409,14 +392,9 @@ def test_verify_checks_every_copy_of_a_text_written_twice(store: MemoryBlobStore
     from engine import log_audit
 
     log = InMemoryEventLog(partitions=2)
-    g = Graph(Doc, name="twice")
-    g.add_node("write", lambda state: {"text": DOC})
-    g.add_node("shorten", lambda state: {"text": "short"})
-    g.add_node("rewrite", lambda state: {"text": DOC})
-    g.add_edge(START, "write")
-    g.add_edge("write", "shorten")
-    g.add_edge("shorten", "rewrite")
-    g.add_edge("rewrite", END)
+    g = line_graph(Doc, "twice", ("write", lambda state: {"text": DOC}),
+                   ("shorten", lambda state: {"text": "short"}),
+                   ("rewrite", lambda state: {"text": DOC}))
     graph = g.compile(interrupt_before=["rewrite"])
     graph.start("t", {}, checkpointer=_cp(store, log))
     cold = _cp(store, log)
