@@ -17,6 +17,9 @@ from engine.settings import Settings
 PartitionsCallback = Callable[[set[int]], None]
 
 
+KAFKA_MAX_POLL_INTERVAL_MS = 300_000  # the Kafka clients' own default
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupOptions:
     bootstrap: str
@@ -32,7 +35,7 @@ class GroupOptions:
     heartbeat_interval_ms: int = 3_000
     # Longer than a batch plus its slowest bounded node (worker.poll_interval_ms): a
     # member that does not poll within it is dropped and its partitions move.
-    max_poll_interval_ms: int = 300_000
+    max_poll_interval_ms: int = KAFKA_MAX_POLL_INTERVAL_MS
 
 
 class GroupConsumer(ABC):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.group import GroupCommitError, GroupConsumer
+from consumers.group import KAFKA_MAX_POLL_INTERVAL_MS, GroupCommitError, GroupConsumer
 from engine.checkpointer import Checkpointer
 from engine.dispatch import Dispatcher
 from engine.eventlog import Delivery, Position
@@ -25,7 +25,6 @@ from engine.graph import CompiledGraph, NodeSpec
 from engine.projection import ProjectionReader
 
 log = logging.getLogger("amber.worker")
-_KAFKA_POLL_INTERVAL_MS = 300_000  # the client default
 _POLL_MARGIN_S = 30.0  # the appends, the commit and the poll around the batch
 
 
@@ -41,7 +40,7 @@ def poll_interval_ms(graphs: Iterable[CompiledGraph], batch_s: float) -> int:
     its partitions, and the step runs again elsewhere."""
     slowest = max((_worst_case_s(spec) for graph in graphs for spec in graph.nodes.values()
                    if spec.timeout_s is not None), default=0.0)
-    return max(_KAFKA_POLL_INTERVAL_MS, math.ceil(1000 * (batch_s + slowest + _POLL_MARGIN_S)))
+    return max(KAFKA_MAX_POLL_INTERVAL_MS, math.ceil(1000 * (batch_s + slowest + _POLL_MARGIN_S)))
 
 
 def _worst_case_s(spec: NodeSpec) -> float:
