@@ -43,7 +43,6 @@ from consumers.api_models import (
     event_of,
     summary_of,
 )
-from engine import step
 from engine.canonical import same_json
 from engine.checkpointer import Checkpointer
 from engine.errors import (
@@ -57,7 +56,7 @@ from engine.graph import CompiledGraph
 from engine.ledger import ThreadView
 from engine.projection import ThreadNotFoundError
 from engine.reads import history_through
-from engine.service import ThreadService, catch_up, read_head, thread_graph
+from engine.service import ThreadService, catch_up, read_head
 
 WORKER_MODE = "worker"
 # Never change without a version: the same Idempotency-Key must keep naming the same thread.
@@ -78,7 +77,6 @@ class _First:
     repeated: bool  # appended by an earlier, identical request
 
 
-_ANSWER_WINDOW = 50  # events after a question searched for its answer
 
 
 def thread_id_for_key(actor: str, key: str) -> str:
@@ -116,7 +114,7 @@ class Commands:
             raise UnknownGraphError(f"graph {graph_name!r} is not served here; served: {served}")
         service = ThreadService(graph, self.cp)
         first = self._opened(
-            service, thread_id, from_key,
+            thread_id, from_key,
             lambda: service.start(thread_id, input, actor=actor, mode=WORKER_MODE).head,
             lambda earlier: self._same_start(graph, earlier, input, actor))
         return Answer(body=_started(first.event), replayed=first.repeated)
@@ -135,7 +133,7 @@ class Commands:
         graph = self._serving(source_id, at.graph.name)
         service = ThreadService(graph, self.cp)
         first = self._opened(
-            service, thread_id, from_key,
+            thread_id, from_key,
             lambda: service.fork(history, thread_id, actor=actor, reason=reason,
                                  mode=WORKER_MODE).head,
             lambda earlier: _same_fork(earlier, at, actor))
@@ -159,22 +157,23 @@ class Commands:
             decided = service.decide_on(cursor, value, actor=actor, interrupt_id=interrupt_id,
                                         reason=reason)
         except (ThreadNotWaitingError, StaleInterruptError, ConflictError):
-            earlier = self._answer_to(service, thread_id, aimed_at, value, actor)
+            earlier = service.answer_to(thread_id, aimed_at, value, actor)
             if earlier is None:
                 raise
             return Answer(body=decision_of(earlier), replayed=True)
-        if decided.earlier is not None:
-            return Answer(body=decision_of(decided.earlier), replayed=True)
-        return Answer(body=decision_of(decided.cursor.head), replayed=False)
+        return Answer(body=decision_of(decided.event), replayed=decided.repeated)
 
     def cancel(self, *, thread_id: str, reason: str | None,
                actor: str) -> Answer[CancelResponse]:
         """Append ThreadCancelled, whatever runs the thread; the first answer for a repeat."""
         with self._gate:
-            graph = self._serving(thread_id, thread_graph(self.cp, thread_id).graph)
-            done = ThreadService(graph, self.cp).cancel(thread_id, actor=actor, reason=reason)
-            return Answer(body=cancel_of(done.earlier or done.cursor.head),
-                          replayed=done.repeated)
+            found = read_head(self.cp, thread_id)  # the graph and the first try's head
+            if found.view is None:
+                raise ThreadNotFoundError(thread_id)
+            service = ThreadService(self._serving(thread_id, found.view.graph), self.cp)
+            done = service.cancel(thread_id, actor=actor, reason=reason,
+                                  cursor=service.cursor_of(thread_id, found))
+            return Answer(body=cancel_of(done.event), replayed=done.repeated)
 
     # --- reads ---------------------------------------------------------------------
     def thread(self, thread_id: str) -> ThreadView:
@@ -233,14 +232,14 @@ class Commands:
         catch_up(self.cp, thread_id)
         return self.cp.projection.require(thread_id)
 
-    def _opened(self, service: ThreadService, thread_id: str, from_key: bool,
+    def _opened(self, thread_id: str, from_key: bool,
                 open_: Callable[[], Event], same: Callable[[Event], bool]) -> _First:
         """open_() a new thread; if the id is taken, its first event when it is this very
         request's (a retry, or the winner of a race with one), else the refusal."""
         try:
             return _First(event=open_(), repeated=False)
         except (ThreadExistsError, ConflictError) as e:
-            first = self._first_event(service, thread_id)
+            first = self._first_event(thread_id)
             if first is not None and same(first):
                 return _First(event=first, repeated=True)
             if from_key and first is not None:
@@ -249,8 +248,8 @@ class Commands:
                     "request (graph, input, checkpoint or actor)") from None
             raise e from None
 
-    def _first_event(self, service: ThreadService, thread_id: str) -> Event | None:
-        service.catch_up(thread_id)  # a racing winner may not be projected yet
+    def _first_event(self, thread_id: str) -> Event | None:
+        catch_up(self.cp, thread_id)  # a racing winner may not be projected yet
         first = self.cp.projection.history(thread_id, limit=1)
         return first[0].event if first else None
 
@@ -261,21 +260,6 @@ class Commands:
             return False
         ops, _ = graph.schema.initial(input)  # an input that does not validate raises here
         return same_json(ops, self.cp.blobs.filled_in(first.ops()))  # texts, not pointers
-
-    def _answer_to(self, service: ThreadService, thread_id: str, interrupt_id: str | None,
-                   value: Any, actor: str) -> Event | None:
-        """The accepted decision on `interrupt_id` if it is this very one (same actor, value)."""
-        seq = step.interrupt_seq(thread_id, interrupt_id)
-        if interrupt_id is None or seq is None:
-            return None
-        service.catch_up(thread_id)
-        # edits made while it waited may lie between the question and its answer
-        for cp in self.cp.projection.history(thread_id, after_seq=seq, limit=_ANSWER_WINDOW):
-            if cp.event.type is EventType.DECISION_RECORDED \
-                    and cp.event.causation_id == interrupt_id:
-                return cp.event if step.is_decision(cp.event, value, actor, interrupt_id) \
-                    else None
-        return None
 
 
 def _same_fork(first: Event, at: Event, actor: str) -> bool:

@@ -48,6 +48,7 @@ from engine.projection import (
 from engine.race import first_writer_wins
 
 _REPEAT_WINDOW = 200  # how far back a retried decision is recognised
+_ANSWER_WINDOW = 50  # events after a question searched for its answer
 _CANCEL_TRIES = 3  # a cancel that loses a race to a worker's step looks again
 # A command skips waiting for the projector only while it is demonstrably alive and
 # just a few ms behind: it advanced on the partition within _LIVE_S, and the tail
@@ -79,6 +80,11 @@ class Recorded:
     @property
     def repeated(self) -> bool:
         return self.earlier is not None
+
+    @property
+    def event(self) -> Event:
+        """The event that records it: the earlier one for a repeat, else the new one."""
+        return self.earlier or self.cursor.head
 
 
 def catch_up(cp: Checkpointer, thread_id: str) -> int:
@@ -273,9 +279,11 @@ class ThreadService:
         draft = step.decision(self.frame(cursor), cursor.head, value, actor, reason)
         return Recorded(cursor=self.append_confirmed(cursor, draft))
 
-    def cancel(self, thread_id: str, *, actor: str, reason: str | None) -> Recorded:
+    def cancel(self, thread_id: str, *, actor: str, reason: str | None,
+               cursor: Cursor | None = None) -> Recorded:
         """Append ThreadCancelled: the thread stops for good. A repeat by the same actor
-        appends nothing; a thread already ended is ThreadEndedError.
+        appends nothing; a thread already ended is ThreadEndedError. `cursor`: the
+        thread as the caller just load()ed it, for the first try (one read fewer).
 
         A thread run inline that is running is refused (ThreadRunningInlineError): its
         runner confirms only a run's first append, so it would go on running nodes
@@ -283,10 +291,10 @@ class ThreadService:
         """
         for _ in range(_CANCEL_TRIES - 1):
             try:
-                return self._cancelled(self.load(thread_id), actor, reason)
+                return self._cancelled(cursor or self.load(thread_id), actor, reason)
             except ConflictError:  # a worker (or a racing cancel) wrote first: look again
-                continue
-        return self._cancelled(self.load(thread_id), actor, reason)
+                cursor = None
+        return self._cancelled(cursor or self.load(thread_id), actor, reason)
 
     def _cancelled(self, cursor: Cursor, actor: str, reason: str | None) -> Recorded:
         view, head = cursor.view, cursor.head
@@ -384,6 +392,23 @@ class ThreadService:
                 return None
             if event.type is EventType.DECISION_RECORDED:
                 return event if step.is_decision(event, value, actor, interrupt_id) else None
+        return None
+
+    def answer_to(self, thread_id: str, interrupt_id: str | None, value: Any,
+                  actor: str) -> Event | None:
+        """The accepted decision on `interrupt_id` if it is this very one (same actor and
+        value), however far the thread has moved on since; find_repeat, for a caller that
+        names the interrupt it answers."""
+        seq = step.interrupt_seq(thread_id, interrupt_id)
+        if interrupt_id is None or seq is None:
+            return None
+        self.catch_up(thread_id)
+        # edits made while it waited may lie between the question and its answer
+        for cp in self.cp.projection.history(thread_id, after_seq=seq, limit=_ANSWER_WINDOW):
+            if cp.event.type is EventType.DECISION_RECORDED \
+                    and cp.event.causation_id == interrupt_id:
+                return cp.event if step.is_decision(cp.event, value, actor, interrupt_id) \
+                    else None
         return None
 
     def _recent_events(self, cursor: Cursor) -> Iterator[Event]:
