@@ -32,7 +32,6 @@ from consumers.api_errors import (
 from consumers.api_models import (
     CancelResponse,
     DecisionResponse,
-    ForkOriginOut,
     ForkResponse,
     HistoryPage,
     StartResponse,
@@ -41,6 +40,7 @@ from consumers.api_models import (
     cancel_of,
     decision_of,
     event_of,
+    forked_of,
     summary_of,
 )
 from engine.canonical import same_json
@@ -137,7 +137,7 @@ class Commands:
             lambda: service.fork(history, thread_id, actor=actor, reason=reason,
                                  mode=WORKER_MODE).head,
             lambda earlier: _same_fork(earlier, at, actor))
-        return Answer(body=_forked(first.event), replayed=first.repeated)
+        return Answer(body=forked_of(first.event), replayed=first.repeated)
 
     def decide(self, *, thread_id: str, value: Any, interrupt_id: str | None,
                reason: str | None, actor: str) -> Answer[DecisionResponse]:
@@ -266,15 +266,6 @@ def _same_fork(first: Event, at: Event, actor: str) -> bool:
     return first.type is EventType.THREAD_FORKED and first.actor == actor \
         and first.mode == WORKER_MODE and first.parent == ForkOrigin(
             thread_id=at.thread_id, seq=at.seq, hash=at.hash)
-
-
-def _forked(first: Event) -> ForkResponse:
-    assert first.parent is not None
-    origin = first.parent
-    return ForkResponse(thread_id=first.thread_id, graph=first.graph.name,
-                        status="interrupted" if first.interrupt else "running", seq=first.seq,
-                        parent=ForkOriginOut(thread_id=origin.thread_id, seq=origin.seq,
-                                             hash=origin.hash))
 
 
 def _started(first: Event) -> StartResponse:

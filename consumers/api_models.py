@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from engine.events import Event
-from engine.ledger import ThreadView
+from engine.events import Event, ForkOrigin
+from engine.ledger import ThreadView, status_after
 from engine.projection import Checkpoint
 from engine.service import interrupt_dict
 
@@ -230,8 +230,7 @@ def summary_of(view: ThreadView) -> ThreadSummary:
     return ThreadSummary(
         thread_id=view.thread_id, graph=view.graph, status=view.status,  # type: ignore[arg-type]
         seq=view.head.seq, head_hash=view.head.hash, mode=view.mode, interrupt=_interrupt(view),
-        parent=None if parent is None else ForkOriginOut(thread_id=parent.thread_id,
-                                                         seq=parent.seq, hash=parent.hash),
+        parent=None if parent is None else origin_of(parent),
         created_at=_when(view.created_at), updated_at=_when(view.updated_at),
         integrity_error=view.integrity_error)
 
@@ -243,6 +242,18 @@ def thread_of(view: ThreadView) -> ThreadOut:
 def event_of(cp: Checkpoint) -> EventOut:
     return EventOut(**cp.event.to_record(), kafka_partition=cp.position.partition,
                     kafka_offset=cp.position.offset)
+
+
+def origin_of(parent: ForkOrigin) -> ForkOriginOut:
+    return ForkOriginOut(thread_id=parent.thread_id, seq=parent.seq, hash=parent.hash)
+
+
+def forked_of(first: Event) -> ForkResponse:
+    """A ThreadForked event as the fork endpoint answers it."""
+    assert first.parent is not None
+    return ForkResponse(thread_id=first.thread_id, graph=first.graph.name,
+                        status=status_after(None, first),  # type: ignore[arg-type]
+                        seq=first.seq, parent=origin_of(first.parent))
 
 
 def cancel_of(event: Event) -> CancelResponse:

@@ -51,7 +51,7 @@ class Outcome:
     rejection: Rejection | None
 
 
-def _status(view: ThreadView | None, event: Event) -> str:
+def status_after(view: ThreadView | None, event: Event) -> str:
     if event.type is EventType.THREAD_FORKED and event.interrupt is not None:
         return "interrupted"  # forked at a pause: waits on the same question
     if event.type is EventType.STATE_EDITED:
@@ -68,7 +68,7 @@ def _closes_interrupt(view: ThreadView, event: Event) -> bool:
 def _interrupt(view: ThreadView | None, event: Event) -> InterruptInfo | None:
     if event.type in (EventType.INTERRUPTED, EventType.THREAD_FORKED):
         return event.interrupt
-    if view is None or _status(view, event) != "interrupted":
+    if view is None or status_after(view, event) != "interrupted":
         return None
     return view.interrupt
 
@@ -108,7 +108,7 @@ def advance(view: ThreadView | None, event: Event, *,
                       else _fold_state(view.state if view else {}, event))
     new = ThreadView(
         thread_id=event.thread_id, graph=event.graph.name, head=Head(event.seq, event.hash),
-        state=state, status=_status(view, event), interrupt=_interrupt(view, event),
+        state=state, status=status_after(view, event), interrupt=_interrupt(view, event),
         parent=view.parent if view else event.parent,
         mode=event.mode if event.mode is not None else (view.mode if view else None),
         created_at=view.created_at if view else event.occurred_at,
