@@ -11,22 +11,17 @@ from __future__ import annotations
 from engine.checkpointer import Checkpointer
 from engine.delta import State
 from engine.events import Event
-from engine.ledger import state_after
+from engine.ledger import ThreadView, state_after
 from engine.projection import Checkpoint, CheckpointNotFoundError, ThreadNotFoundError
-from engine.service import read_head
+from engine.service import Head, read_head
 
 
 def thread_state(cp: Checkpointer, thread_id: str, seq: int | None = None) -> State:
     """The state after `seq` (default: the head)."""
-    found = read_head(cp, thread_id)
-    view = found.view
-    if view is None:
-        raise ThreadNotFoundError(thread_id)
+    found, view = _found(cp, thread_id, seq)
     if seq is None or seq == view.head.seq:
         return view.state
-    if not 0 <= seq <= view.head.seq:
-        raise CheckpointNotFoundError(thread_id, seq)
-    first = found.recent[0].event.seq if found.recent else view.head.seq + 1
+    first = _first_unprojected(found)
     if seq < first:  # the projection holds it
         return cp.projection.get_state(thread_id, seq)
     state = cp.projection.get_state(thread_id, first - 1) if first > 0 else {}
@@ -44,10 +39,26 @@ def thread_history(cp: Checkpointer, thread_id: str) -> list[Checkpoint]:
 
 
 def history_through(cp: Checkpointer, thread_id: str, seq: int) -> list[Event]:
-    """The thread's accepted events from the first up to `seq` (a fork's source)."""
-    events = [c.event for c in thread_history(cp, thread_id)]
-    if not events:
+    """The thread's accepted events from the first up to `seq` (a fork's source); none
+    after it is read."""
+    found, _view = _found(cp, thread_id, seq)
+    first = _first_unprojected(found)
+    projected = cp.projection.history(thread_id, limit=min(seq + 1, first))
+    return [*(c.event for c in projected), *(c.event for c in found.recent[:seq - first + 1])]
+
+
+def _found(cp: Checkpointer, thread_id: str, seq: int | None) -> tuple[Head, ThreadView]:
+    """The thread's head, and its view; refused for an unknown thread or seq."""
+    found = read_head(cp, thread_id)
+    view = found.view
+    if view is None:
         raise ThreadNotFoundError(thread_id)
-    if not 0 <= seq < len(events):
+    if seq is not None and not 0 <= seq <= view.head.seq:
         raise CheckpointNotFoundError(thread_id, seq)
-    return events[:seq + 1]
+    return found, view
+
+
+def _first_unprojected(found: Head) -> int:
+    """The seq of the first event read_head folded from the log (past the head if none)."""
+    assert found.view is not None
+    return found.recent[0].event.seq if found.recent else found.view.head.seq + 1
