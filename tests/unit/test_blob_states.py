@@ -314,17 +314,23 @@ def test_without_any_store_a_pointer_fails_the_step_rather_than_reach_the_node(
     assert done.error is not None and "no blob store is configured" in done.error.message
 
 
-def test_a_large_text_inside_a_tuple_is_offloaded_too(store: MemoryBlobStore) -> None:
+def _recorded_request_goes_to_a_blob(store: MemoryBlobStore, request: Any) -> None:
+    """A node records `request` (holding DOC): it completes, DOC written once, its io a
+    pointer."""
     def ask(state: Doc, ctx: NodeContext) -> dict[str, Any]:
-        ctx.record_io("llm", ("system", DOC), {"text": "ok"})
+        ctx.record_io("llm", request, {"text": "ok"})
         return {}
 
     cp = _cp(store)
-    done = one_node_graph(Doc, "tuple_io", "ask", ask).start("t", {}, checkpointer=cp)
+    done = one_node_graph(Doc, "io_blob", "ask", ask).start("t", {}, checkpointer=cp)
 
     assert done.status == "completed" and store.writes == 1
     step = next(e for e in logged(cp, "t") if e.node == "ask")
     assert step.io is not None and BLOB_KEY in step.io and DOC not in step.io
+
+
+def test_a_large_text_inside_a_tuple_is_offloaded_too(store: MemoryBlobStore) -> None:
+    _recorded_request_goes_to_a_blob(store, ("system", DOC))
 
 
 def test_objects_shaped_like_pointers_are_refused_from_inputs_nodes_and_edits(
@@ -433,14 +439,4 @@ def test_a_large_str_subclass_in_recorded_io_is_offloaded(store: MemoryBlobStore
     from enum import StrEnum
 
     Big = StrEnum("Big", {"DOC": DOC})  # a str subclass, as Markup would be
-
-    def ask(state: Doc, ctx: NodeContext) -> dict[str, Any]:
-        ctx.record_io("llm", {"prompt": Big.DOC}, "ok")
-        return {}
-
-    cp = _cp(store)
-    done = one_node_graph(Doc, "subclass_io", "ask", ask).start("t", {}, checkpointer=cp)
-
-    assert done.status == "completed" and store.writes == 1
-    step = next(e for e in logged(cp, "t") if e.node == "ask")
-    assert step.io is not None and BLOB_KEY in step.io and DOC not in step.io
+    _recorded_request_goes_to_a_blob(store, {"prompt": Big.DOC})
